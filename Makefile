@@ -1,0 +1,27 @@
+# Two commands set everything up on a fresh clone:  make train   and   make test
+# Each creates .venv and installs the project into it when .venv is missing or
+# pyproject.toml changed (the stamp file .venv/.installed records the install).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= configs/base.yaml
+CONLL  ?= ../shared/data/conll2003
+
+.PHONY: train test eval bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot]'
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/ner-window train --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info ner_window.egg-info .pytest_cache

@@ -1,0 +1,28 @@
+"""The project's error types: every mistake a user can cause raises one of these.
+
+Each message names the place (file and line, config key, model directory) and
+the fix.  The command line prints ``str(error)`` on one line and exits with
+code 2, without a traceback unless ``--debug`` is given.
+"""
+
+
+class NerWindowError(Exception):
+    """Base class for user-facing errors (bad data, config, model directory)."""
+
+    exit_code = 2
+
+
+class DataError(NerWindowError):
+    """A data file cannot be read: missing, undecodable, wrong columns, unknown tag."""
+
+
+class ConfigError(NerWindowError):
+    """A config key is unknown, has the wrong type, or is out of range."""
+
+
+class ModelError(NerWindowError):
+    """A saved model directory is missing, truncated, or inconsistent."""
+
+
+class TrainingError(NerWindowError):
+    """Training cannot go on (for example the loss became NaN or infinite)."""
