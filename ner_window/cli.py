@@ -1,0 +1,203 @@
+"""The command line: parse, call the library, print.  Everything here is reachable from Python.
+
+User errors (NerWindowError) are printed on one line with exit code 2 and no
+traceback; ``--debug`` (or NER_WINDOW_DEBUG=1) shows the traceback.  Each
+command imports its stage lazily so ``ner-window predict`` loads only numpy and
+the prediction path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .errors import NerWindowError
+
+
+class _Group(click.Group):
+    """Turns the project's errors into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NerWindowError as e:
+            if (ctx.obj or {}).get("debug") or os.environ.get("NER_WINDOW_DEBUG"):
+                raise
+            click.echo(f"ner-window: error: {e}", err=True)
+            ctx.exit(getattr(e, "exit_code", 2))
+        except BrokenPipeError:
+            # `ner-window predict --file big.txt | head`: the reader left; that is not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="ner-window")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """ner-window: a named-entity window classifier trained by hand-written backpropagation."""
+    ctx.obj = {"debug": debug}
+
+
+# --- train --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (see configs/).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory [runs/<config name>].")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value.")
+@click.option("--resume", "resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+def train(config_path, out_dir, overrides, resume) -> None:
+    """Train a model; the run directory gets the model, metrics.csv, plots and a checkpoint."""
+    from pathlib import Path
+
+    from .config import load_config
+    from .errors import ConfigError
+    from .train import Interrupted, train as run_train
+
+    if resume and (config_path or overrides):
+        raise ConfigError("--resume continues a run with its saved config; drop --config/--set")
+    if not resume and not config_path:
+        raise ConfigError("give --config FILE (e.g. configs/base.yaml) or --resume RUN_DIR")
+    try:
+        if resume:
+            run_train(resume=resume, log=click.echo)
+        else:
+            cfg = load_config(config_path, list(overrides))
+            run_train(cfg, out_dir=out_dir, log=click.echo, config_name=Path(config_path).stem)
+    except Interrupted as e:
+        click.echo(f"ner-window: {e}", err=True)
+        sys.exit(e.exit_code)
+
+
+# --- evaluate ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [runs/latest].")
+@click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled CoNLL file.")
+@click.option("--scheme", default=None, help="Tag scheme of the file [the model's training scheme].")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--predictions", type=click.Path(dir_okay=False), help="Write `token gold pred` lines for conlleval.")
+@click.option("--pr-curve", "pr_curve", type=click.Path(dir_okay=False), help="Write a PR curve CSV (and PNG).")
+@click.option("--errors", "n_errors", type=int, default=0, help="List the N most confident errors of each kind.")
+def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors) -> None:
+    """Score a saved model on a labelled file: LOC token and entity P/R/F1."""
+    from .evaluate import evaluate_file, format_report
+    from .tagger import default_model_path
+
+    report = evaluate_file(model_dir or default_model_path(), data_path, scheme=scheme, predictions=predictions,
+                           pr_curve=pr_curve, n_errors=n_errors)
+    click.echo(json.dumps(report, indent=1) if fmt == "json" else format_report(report))
+
+
+# --- predict -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("text", nargs=-1)
+@click.option("--file", "file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Tag every line of this file ('-' for stdin).")
+@click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [$NER_WINDOW_MODEL or runs/latest].")
+@click.option("--format", "fmt", type=click.Choice(["text", "conll", "json", "jsonl"]), default="text", show_default=True)
+def predict(text, file, model_dir, fmt) -> None:
+    """Tag TEXT (or --file, or stdin) and mark the locations."""
+    from .errors import DataError
+    from .tagger import Tagger, format_tagged
+
+    tagger = Tagger.load(model_dir)
+    out = sys.stdout
+    sep = "\n" if fmt == "conll" else ""
+    if text:
+        for tagged in tagger.tag_lines([" ".join(text)]):
+            out.write(format_tagged(tagged, fmt) + "\n" + sep)
+        return
+    if file and file != "-":
+        if not os.path.isfile(file):
+            raise DataError(f"{file}: no such file; give a text file to tag (one text per line)")
+        stream = open(file, encoding="utf-8", errors="replace", newline="")
+    else:
+        if sys.stdin.isatty() and not file:
+            raise DataError("nothing to tag: give TEXT, --file FILE, or pipe text on stdin")
+        stream = sys.stdin
+    with stream:
+        for tagged in tagger.tag_lines(stream):
+            out.write(format_tagged(tagged, fmt) + "\n" + sep)
+
+
+# --- gradcheck -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--activation", type=click.Choice(["sigmoid", "tanh", "relu", "all"]), default="all", show_default=True)
+@click.option("--loss", type=click.Choice(["bce", "squared", "all"]), default="all", show_default=True)
+@click.option("--task", type=click.Choice(["binary", "multiclass"]), default="binary", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def gradcheck(activation, loss, task, fmt, seed) -> None:
+    """Check every hand-derived gradient against centred differences (exit 1 if any rel. error > 1e-6)."""
+    from .gradcheck import format_text, run_gradcheck
+
+    acts = ("sigmoid", "tanh", "relu") if activation == "all" else (activation,)
+    losses = ("bce", "squared") if loss == "all" else (loss,)
+    result = run_gradcheck(activations=acts, losses=losses, task=task, seed=seed)
+    click.echo(json.dumps(result, indent=1) if fmt == "json" else format_text(result))
+    sys.exit(0 if result["passed"] else 1)
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+@cli.group()
+def data() -> None:
+    """Inspect labelled data files."""
+
+
+@data.command("stats")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--scheme", default="auto", show_default=True, help="iob1, iob2, io, bioes or auto.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def data_stats(files, scheme, fmt) -> None:
+    """Documents, sentences, tokens, and entities per type of each FILE."""
+    from .conll import file_stats
+
+    stats = [file_stats(f, scheme) for f in files]
+    if fmt == "json":
+        click.echo(json.dumps({"files": stats}, indent=1))
+        return
+    for s in stats:
+        click.echo(f"{s['path']}: {s['documents']:,} documents, {s['sentences']:,} sentences, {s['tokens']:,} tokens")
+        for t in sorted(s["entities"]):
+            click.echo(f"  {t:<8} {s['entities'][t]:>7,} entities {s['entity_tokens'][t]:>7,} tokens")
+
+
+# --- explain ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--word", required=True, help="The word whose window to explain.")
+@click.option("--label", type=int, default=1, show_default=True, help="Gold label for the backward pass.")
+@click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [runs/latest].")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(text, word, label, model_dir, fmt) -> None:
+    """Show the forward and backward pass of the model on one word's window."""
+    from .explain import explain as run_explain, format_text
+    from .tagger import Tagger
+
+    tagger = Tagger.load(model_dir)
+    result = run_explain(tagger.model, text, word, label)
+    click.echo(json.dumps(result, indent=1) if fmt == "json" else format_text(result))
+
+
+def main() -> None:
+    cli(prog_name="ner-window")
+
+
+if __name__ == "__main__":
+    main()

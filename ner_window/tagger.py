@@ -1,0 +1,171 @@
+"""Stage 9: tag raw text with a saved model.
+
+    >>> tagger = Tagger.load("runs/latest")                    # doctest: +SKIP
+    >>> tagger.tag("museums in Paris are amazing").spans       # doctest: +SKIP
+    [Span(label='LOC', start=11, end=16, text='Paris')]
+
+Text is tokenised the way CoNLL-2003 is, turned into windows, and scored with
+``model.predict_proba``.  Binary models call a token a location when
+p >= the threshold tuned on dev; multiclass models take the argmax class.
+Spans are runs of consecutive tokens with the same label.
+
+This module is on the prediction path: it imports numpy and the package's own
+light modules only (no gensim, pandas, scikit-learn or matplotlib), so
+``ner-window predict`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .artifact import Model, load_model
+from .model import predict_proba
+from .tokenize import tokenize
+from .windows import make_windows
+
+MODEL_ENV = "NER_WINDOW_MODEL"
+DEFAULT_MODEL = Path("runs") / "latest"
+FORMATS = ("text", "conll", "json", "jsonl")
+
+
+def default_model_path() -> Path:
+    """$NER_WINDOW_MODEL if set, else runs/latest (where `make train` points)."""
+    return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+
+
+@dataclass(frozen=True)
+class TaggedToken:
+    text: str
+    start: int
+    end: int
+    label: str  # "O" or an entity type such as "LOC"
+    p: float  # probability of the label the model gave (binary: P(location) for LOC, 1 - that for O)
+
+
+@dataclass(frozen=True)
+class Span:
+    label: str
+    start: int  # character offsets into the tagged text
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Tagged:
+    text: str
+    tokens: list[TaggedToken]
+    spans: list[Span]
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "tokens": [asdict(t) for t in self.tokens], "spans": [asdict(s) for s in self.spans]}
+
+
+class Tagger:
+    """A loaded model that tags text: ``Tagger.load(path).tag("text")``."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.binary = model.task == "binary"
+        self.classes = model.classes
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "Tagger":
+        return cls(load_model(default_model_path() if path is None else path))
+
+    def label_tokens(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
+        """Labels and probabilities for pre-tokenised sentences (one window per token)."""
+        windows = make_windows(sentences, self.model.vocab, self.model.radius)
+        if len(windows) == 0:
+            return [([], []) for _ in sentences]
+        p = predict_proba(self.model.params, windows.ids, windows.casing, self.model.activation)
+        if self.binary:
+            is_loc = p >= self.model.threshold
+            labels = np.where(is_loc, "LOC", "O")
+            conf = np.where(is_loc, p, 1.0 - p)
+        else:
+            k = np.argmax(p, axis=1)
+            labels = np.asarray(self.classes, dtype=object)[k]
+            conf = p[np.arange(len(k)), k]
+        out, start = [], 0
+        for sent in sentences:
+            end = start + len(sent)
+            out.append((labels[start:end].tolist(), conf[start:end].astype(float).tolist()))
+            start = end
+        return out
+
+    def tag(self, text: str) -> Tagged:
+        return self.tag_many([text])[0]
+
+    def tag_many(self, texts: Sequence[str]) -> list[Tagged]:
+        """Tag several texts in one batch (each text is one window sequence)."""
+        toks = [tokenize(t) for t in texts]
+        labelled = self.label_tokens([[tok.text for tok in ts] for ts in toks])
+        results = []
+        for text, ts, (labels, conf) in zip(texts, toks, labelled):
+            tokens = [TaggedToken(t.text, t.start, t.end, lab, round(c, 6)) for t, lab, c in zip(ts, labels, conf)]
+            results.append(Tagged(text, tokens, spans_of(text, tokens)))
+        return results
+
+    def tag_lines(self, lines: Iterable[str], chunk_tokens: int = 50_000) -> Iterator[Tagged]:
+        """Stream: tag lines in chunks of about ``chunk_tokens`` tokens, so memory stays bounded."""
+        batch: list[str] = []
+        size = 0
+        for line in lines:
+            line = line.rstrip("\r\n")
+            batch.append(line)
+            size += line.count(" ") + 1
+            if size >= chunk_tokens:
+                yield from self.tag_many(batch)
+                batch, size = [], 0
+        if batch:
+            yield from self.tag_many(batch)
+
+
+def spans_of(text: str, tokens: Sequence[TaggedToken]) -> list[Span]:
+    """Runs of consecutive tokens with the same non-O label, as character spans."""
+    spans: list[Span] = []
+    i = 0
+    while i < len(tokens):
+        if tokens[i].label == "O":
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(tokens) and tokens[j + 1].label == tokens[i].label:
+            j += 1
+        start, end = tokens[i].start, tokens[j].end
+        spans.append(Span(tokens[i].label, start, end, text[start:end]))
+        i = j + 1
+    return spans
+
+
+def iob2_tags(tokens: Sequence[TaggedToken]) -> list[str]:
+    """B-/I- tags for the runs of equal labels."""
+    tags, prev = [], "O"
+    for t in tokens:
+        tags.append("O" if t.label == "O" else ("I-" if prev == t.label else "B-") + t.label)
+        prev = t.label
+    return tags
+
+
+def format_tagged(tagged: Tagged, fmt: str = "text") -> str:
+    """One tagged text as text (``museums in [Paris]LOC are amazing``), conll, json or jsonl."""
+    if fmt == "text":
+        out, pos = [], 0
+        for s in tagged.spans:
+            out += [tagged.text[pos:s.start], f"[{s.text}]{s.label}"]
+            pos = s.end
+        out.append(tagged.text[pos:])
+        return "".join(out)
+    if fmt == "conll":
+        return "".join(f"{t.text} {tag}\n" for t, tag in zip(tagged.tokens, iob2_tags(tagged.tokens)))
+    if fmt == "json":
+        return json.dumps(tagged.to_dict(), ensure_ascii=False, indent=1)
+    if fmt == "jsonl":
+        return json.dumps(tagged.to_dict(), ensure_ascii=False)
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

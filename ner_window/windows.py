@@ -1,0 +1,176 @@
+"""Stage 4: turn sentences into windows of word ids, one window per token.
+
+For radius m, the window of token i is the ids of positions i-m ... i+m, padded
+with ``<s>`` on the left and ``</s>`` on the right of the sentence.  A corpus
+becomes an int32 index matrix ``ids`` (N, 2m+1), a casing matrix of the same
+shape and a label vector ``y`` (N,).  The float matrix x (N, (2m+1)·d) is never
+built for a whole corpus: the model gathers it per minibatch from E.
+
+Casing classes exist because pretrained vectors such as GloVe are lowercased,
+while capitalisation is the strongest single cue for a name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .conll import Sentence, entity_spans
+from .vocab import BOS, EOS, Vocab
+
+CASING_CLASSES = ("pad", "lower", "title", "upper", "mixed", "digit", "punct", "other")
+PAD, LOWER, TITLE, UPPER, MIXED, DIGIT, PUNCT, OTHER = range(len(CASING_CLASSES))
+
+
+def casing_class(token: str) -> int:
+    """The casing class id of a token (see CASING_CLASSES).
+
+    >>> [CASING_CLASSES[casing_class(t)] for t in ["paris", "Paris", "PARIS", "McDonald", "1996", ",", "北京"]]
+    ['lower', 'title', 'upper', 'mixed', 'digit', 'punct', 'other']
+    """
+    if any(ch.isdigit() for ch in token):
+        return DIGIT
+    if not any(ch.isalnum() for ch in token):
+        return PUNCT
+    if token.islower():
+        return LOWER
+    if token.isupper():
+        # a lone capital ("A", "I") behaves like a capitalised word, not a headline
+        return TITLE if sum(ch.isalpha() for ch in token) == 1 else UPPER
+    if token.istitle() or (token[0].isupper() and token[1:].islower()):
+        return TITLE
+    if any(ch.isupper() for ch in token):
+        return MIXED
+    return OTHER  # letters without case (CJK, Arabic, ...)
+
+
+@dataclass
+class Windows:
+    """Index windows for a corpus of N tokens, radius m.
+
+    ids      (N, 2m+1) int32  word ids, <s>/</s> ids past the sentence edges
+    casing   (N, 2m+1) int32  casing class ids, 0 (pad) past the edges
+    y        (N,)      int32  label: 1 = part of a location (binary) or class id (multiclass, 0 = O)
+    sentence (N,)      int32  index of the token's sentence
+    position (N,)      int32  index of the token inside its sentence
+    """
+
+    ids: np.ndarray
+    casing: np.ndarray
+    y: np.ndarray
+    sentence: np.ndarray
+    position: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def radius(self) -> int:
+        return (self.ids.shape[1] - 1) // 2
+
+    def subset(self, index: np.ndarray) -> "Windows":
+        return Windows(self.ids[index], self.casing[index], self.y[index], self.sentence[index], self.position[index])
+
+    def to_frame(self, vocab: Vocab):
+        """A pandas DataFrame, one row per window: the words at each position, casing, label, sentence, position."""
+        import pandas as pd  # lazy: the tagging path never needs pandas
+
+        m = self.radius
+        words = np.asarray(vocab.words, dtype=object)
+        cols = {f"w{o:+d}" if o else "w0": words[self.ids[:, j]] for j, o in enumerate(range(-m, m + 1))}
+        cols["casing"] = np.asarray(CASING_CLASSES, dtype=object)[self.casing[:, m]]
+        cols["label"] = self.y
+        cols["sentence"] = self.sentence
+        cols["position"] = self.position
+        return pd.DataFrame(cols)
+
+
+def make_windows(
+    sentences: Sequence[Sequence[str]],
+    vocab: Vocab,
+    radius: int,
+    labels: Sequence[Sequence[int]] | None = None,
+) -> Windows:
+    """Windows for every token of ``sentences`` (lists of tokens).
+
+    Each sentence is padded with m ``<s>`` and m ``</s>`` ids and all padded
+    sentences are laid end to end in one flat array; the window of the token at
+    flat position k is then ``flat[k-m : k+m+1]``, built for all tokens at once
+    by fancy indexing (no Python loop over windows).
+    """
+    m = int(radius)
+    if m < 0:
+        raise ValueError(f"window radius must be >= 0, got {m}")
+    lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
+    n = int(lengths.sum())
+    width = 2 * m + 1
+    if n == 0:
+        empty = np.zeros((0, width), dtype=np.int32)
+        return Windows(empty, empty.copy(), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32))
+    tokens = [t for s in sentences for t in s]
+    word_ids = vocab.encode(tokens)
+    casing = np.fromiter((casing_class(t) for t in tokens), dtype=np.int32, count=n)
+    sentence = np.repeat(np.arange(len(sentences), dtype=np.int32), lengths)
+    starts = np.cumsum(lengths) - lengths
+    position = (np.arange(n) - np.repeat(starts, lengths)).astype(np.int32)
+
+    # flat layout: [m x <s>] sent0 [m x </s>][m x <s>] sent1 [m x </s>] ...
+    padded_len = lengths + 2 * m
+    flat_len = int(padded_len.sum())
+    center = (np.repeat(np.cumsum(padded_len) - padded_len, lengths) + m + position).astype(np.int64)
+    flat_ids = np.empty(flat_len, dtype=np.int32)
+    flat_cas = np.full(flat_len, PAD, dtype=np.int32)
+    pad_starts = np.cumsum(padded_len) - padded_len
+    bos, eos = vocab.lookup(BOS), vocab.lookup(EOS)
+    for k in range(m):  # m is tiny (1-3): fill the edge pads column by column
+        flat_ids[pad_starts + k] = bos
+        flat_ids[pad_starts + padded_len - 1 - k] = eos
+    flat_ids[center] = word_ids
+    flat_cas[center] = casing
+    gather = center[:, None] + np.arange(-m, m + 1)[None, :]
+    y = np.zeros(n, dtype=np.int32) if labels is None else np.fromiter(
+        (v for lab in labels for v in lab), dtype=np.int32, count=n
+    )
+    return Windows(flat_ids[gather], flat_cas[gather], y, sentence, position)
+
+
+@dataclass
+class LabelledData:
+    """A labelled file ready for training or evaluation.
+
+    sentences  the file's sentences (tokens and gold tags)
+    windows    one window per token, labels for the task
+    spans      gold entity spans per sentence, ``(type, start, end)``, decoded as conlleval does
+    """
+
+    sentences: list[Sentence]
+    windows: Windows
+    spans: list[list[tuple[str, int, int]]]
+
+    @property
+    def tokens(self) -> list[tuple[str, ...]]:
+        return [s.tokens for s in self.sentences]
+
+
+def labelled_data(
+    sentences: list[Sentence], vocab: Vocab, radius: int, classes: Sequence[str], location_types: Sequence[str]
+) -> LabelledData:
+    """Windows and labels for ``sentences``: binary when ``classes`` is ("O", "LOC"), else multiclass.
+
+    In the binary task every type in ``location_types`` is a location; in the
+    multiclass task each type is its own class, with ``location_types`` mapped
+    to "LOC" so the location figures mean the same thing in both tasks.
+    """
+    binary = list(classes) == ["O", "LOC"]
+    spans = [[(("LOC" if t in location_types else t), a, b) for t, a, b in entity_spans(s.tags)] for s in sentences]
+    index = {c: i for i, c in enumerate(classes)}
+    labels = []
+    for sent, sent_spans in zip(sentences, spans):
+        y = [0] * len(sent.tokens)
+        for t, a, b in sent_spans:
+            k = (1 if t == "LOC" else 0) if binary else index.get(t, 0)
+            y[a:b] = [k] * (b - a)
+        labels.append(y)
+    return LabelledData(sentences, make_windows([s.tokens for s in sentences], vocab, radius, labels), spans)

@@ -1,0 +1,108 @@
+"""Build the bundled corpus (data/{train,dev,test}.txt) from its annotated source.
+
+The source (data/source/*.txt) is written by hand for this project: one
+sentence per line, tokens separated by single spaces (CoNLL-2003 tokenisation:
+punctuation split off, "U.S." kept whole, possessive 's split), entities marked
+inline as ``[New York|LOC]``.  A line ``=== title`` starts a document; lines
+starting with ``#`` are comments.
+
+Documents are assigned to train / dev / test round-robin in a fixed pattern
+(7 : 1.5 : 1.5), so every source file contributes to every split.  Output is
+two-column CoNLL (``token TAG``) in IOB2, a ``-DOCSTART- O`` line before each
+document, a blank line after each sentence.
+
+    python scripts/build_corpus.py            # rebuild data/*.txt
+    python scripts/build_corpus.py --check    # validate the source, print counts, write nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+TYPES = ("PER", "LOC", "ORG", "MISC")
+ENTITY = re.compile(r"\[([^\[\]|]+)\|([A-Z]+)\]")
+ROOT = Path(__file__).resolve().parent.parent
+# 20 documents -> 14 train, 3 dev, 3 test
+SPLIT_PATTERN = ["train"] * 7 + ["dev", "train", "test"] + ["train"] * 4 + ["dev", "train", "test", "dev", "train", "test"]
+
+
+def parse_line(line: str, where: str) -> list[tuple[str, str]]:
+    """One annotated source line -> [(token, IOB2 tag)]."""
+    pairs: list[tuple[str, str]] = []
+    pos = 0
+    for m in ENTITY.finditer(line):
+        pairs += [(t, "O") for t in line[pos:m.start()].split()]
+        words, etype = m.group(1).split(), m.group(2)
+        if etype not in TYPES:
+            raise SystemExit(f"{where}: unknown entity type {etype!r}; use one of {', '.join(TYPES)}")
+        if not words:
+            raise SystemExit(f"{where}: empty entity")
+        pairs += [(w, ("B-" if i == 0 else "I-") + etype) for i, w in enumerate(words)]
+        pos = m.end()
+    pairs += [(t, "O") for t in line[pos:].split()]
+    for tok, _ in pairs:
+        if any(ch in tok for ch in "[]|"):
+            raise SystemExit(f"{where}: stray bracket or bar in token {tok!r} (entity markup is [words|TYPE])")
+    return pairs
+
+
+def read_source(paths: list[Path]) -> list[list[list[tuple[str, str]]]]:
+    """All documents: a document is a list of sentences, a sentence a list of (token, tag)."""
+    docs: list[list[list[tuple[str, str]]]] = []
+    for path in paths:
+        for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("==="):
+                docs.append([])
+                continue
+            if not docs:
+                raise SystemExit(f"{path}:{n}: a sentence before the first '=== title' document line")
+            docs[-1].append(parse_line(line, f"{path}:{n}"))
+    return [d for d in docs if d]
+
+
+def counts(docs) -> dict:
+    c = Counter()
+    for doc in docs:
+        c["documents"] += 1
+        for sent in doc:
+            c["sentences"] += 1
+            c["tokens"] += len(sent)
+            for _, tag in sent:
+                if tag.startswith("B-"):
+                    c["ent_" + tag[2:]] += 1
+    return dict(c)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="validate and count only")
+    args = ap.parse_args()
+    paths = sorted((ROOT / "data" / "source").glob("*.txt"))
+    docs = read_source(paths)
+    splits: dict[str, list] = {"train": [], "dev": [], "test": []}
+    for i, doc in enumerate(docs):
+        splits[SPLIT_PATTERN[i % len(SPLIT_PATTERN)]].append(doc)
+    print(f"all: {counts(docs)}")
+    for name, part in splits.items():
+        print(f"{name}: {counts(part)}")
+    if args.check:
+        return
+    for name, part in splits.items():
+        lines = []
+        for doc in part:
+            lines += ["-DOCSTART- O", ""]
+            for sent in doc:
+                lines += [f"{tok} {tag}" for tok, tag in sent] + [""]
+        (ROOT / "data" / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
+    print("wrote", ", ".join(f"data/{n}.txt" for n in splits))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
