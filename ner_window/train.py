@@ -123,20 +123,22 @@ def dev_scores(p: np.ndarray, data: LabelledData, classes: list[str], loss: str,
                threshold: float | None = None) -> dict:
     """Dev loss and LOC token/entity P/R/F1; binary thresholds are tuned on ``data`` unless given."""
     y = data.windows.y
+    gold = metrics.spans_of_type(data.spans, "LOC")
     if p.ndim == 1:
         pc = np.clip(p.astype(np.float64), 1e-12, 1 - 1e-12)
         dev_loss = float(np.mean((pc - y) ** 2) if loss == "squared" else
                          -np.mean(y * np.log(pc) + (1 - y) * np.log1p(-pc)))
         if threshold is None:
-            threshold, _ = metrics.best_threshold(p, y, metrics.loc_spans(data.spans), data.windows.sentence)
+            threshold, _ = metrics.best_threshold(p, y, gold, data.windows.sentence)
         is_loc = p >= threshold
     else:
         pc = np.clip(p[np.arange(len(y)), y].astype(np.float64), 1e-12, 1.0)
         dev_loss = float(-np.mean(np.log(pc)))
         is_loc = np.argmax(p, axis=1) == classes.index("LOC") if "LOC" in classes else np.zeros(len(y), bool)
         threshold = 0.5
-    report = metrics.loc_report(is_loc, data)
-    return {"dev_loss": dev_loss, "threshold": float(threshold), **report}
+    y_loc = y if p.ndim == 1 else (y == classes.index("LOC")).astype(np.int32)
+    report = metrics.evaluate_location(is_loc.astype(np.float32), y_loc, data.windows.sentence, gold, 0.5)
+    return {"dev_loss": dev_loss, "threshold": float(threshold), "token": report["token"], "entity": report["entity"]}
 
 
 # --- checkpoints ----------------------------------------------------------------------
@@ -472,8 +474,8 @@ def _write_dev_reports(run_dir: Path, best: Params, dev: LabelledData, activatio
         p = p[:, classes.index("LOC")] if "LOC" in classes else np.zeros(len(p))
     table = metrics.pr_curve(p, dev.windows.y if len(classes) == 2 else
                              (dev.windows.y == classes.index("LOC")).astype(np.int32),
-                             metrics.loc_spans(dev.spans), dev.windows.sentence)
+                             metrics.spans_of_type(dev.spans, "LOC"), dev.windows.sentence)
     metrics.write_pr_curve(table, run_dir / "pr_curve.csv", run_dir / "pr_curve.png")
     y_loc = dev.windows.y if len(classes) == 2 else (dev.windows.y == classes.index("LOC")).astype(np.int32)
     errs = metrics.error_listing(dev.tokens, p, y_loc, radius, k=15, threshold=threshold)
-    (run_dir / "errors.txt").write_text(metrics.format_errors(errs), encoding="utf-8")
+    (run_dir / "errors.txt").write_text(metrics.format_error_listing(errs), encoding="utf-8")

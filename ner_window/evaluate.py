@@ -1,0 +1,120 @@
+"""Stage 10: score a saved model on a labelled file (``ner-window evaluate``).
+
+Both location scores, always, labelled as such:
+
+* token level: each token is one decision (LOC or not); P/R/F1 by scikit-learn;
+* entity level: predicted spans are runs of consecutive tokens predicted as
+  location; a span counts only if it equals a gold span decoded as conlleval does.
+
+Multiclass models also get the conlleval table (P/R/F1 per type and overall).
+``--predictions`` writes ``token gold pred`` lines (IOB2, blank line between
+sentences) that the conlleval script accepts; its LOC F1 equals ours.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .artifact import Model, load_model
+from .conll import read_conll
+from .model import predict_proba
+from .windows import labelled_data
+
+
+def predict_labels(model: Model, data) -> tuple[np.ndarray, np.ndarray]:
+    """(class id per token, P(location) per token) for a LabelledData."""
+    p = predict_proba(model.params, data.windows.ids, data.windows.casing, model.activation)
+    if p.ndim == 1:
+        return (p >= model.threshold).astype(np.int32), p
+    loc = model.classes.index("LOC") if "LOC" in model.classes else None
+    return np.argmax(p, axis=1).astype(np.int32), (p[:, loc] if loc is not None else np.zeros(len(p)))
+
+
+def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathLike, scheme: str | None = None,
+                  predictions: str | os.PathLike | None = None, pr_curve: str | os.PathLike | None = None,
+                  n_errors: int = 0) -> dict:
+    """The evaluation report of a model on a labelled CoNLL file (JSON-safe dict)."""
+    model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
+    cfg = model.config
+    sentences = read_conll(path, scheme or cfg["data"]["scheme"])
+    classes = model.classes
+    data = labelled_data(sentences, model.vocab, model.radius, classes, cfg["data"]["location_types"])
+    pred, p_loc = predict_labels(model, data)
+    loc_id = classes.index("LOC") if "LOC" in classes else -1
+    y_loc = (data.windows.y == loc_id).astype(np.int32)
+    is_loc = (pred == loc_id).astype(np.float32)
+    gold_loc = metrics.spans_of_type(data.spans, "LOC")
+    loc = metrics.evaluate_location(is_loc, y_loc, data.windows.sentence, gold_loc, 0.5)
+    report = {
+        "model": str(model.path),
+        "data": str(path),
+        "task": model.task,
+        "loc": {"token": loc["token"], "entity": loc["entity"]},
+        "threshold": model.threshold,
+        "sentences": len(sentences),
+        "tokens": int(len(data.windows)),
+    }
+    pred_spans = _typed_pred_spans(pred, data.windows.sentence, len(sentences), classes)
+    if model.task == "multiclass":
+        report["per_type"] = metrics.conlleval_table(data.spans, pred_spans)
+    if predictions:
+        gold_tags, pred_tags = [], []
+        for sent, gold, predicted in zip(sentences, data.spans, pred_spans):
+            n = len(sent.tokens)
+            keep = classes[1:] if model.task == "multiclass" else ["LOC"]
+            gold_tags.append(_iob2(gold, n, keep))
+            pred_tags.append(_iob2(predicted, n, keep))
+        metrics.write_conlleval(predictions, [s.tokens for s in sentences], gold_tags, pred_tags)
+    if pr_curve:
+        table = metrics.pr_curve(p_loc, y_loc, gold_loc, data.windows.sentence)
+        png = Path(pr_curve).with_suffix(".png")
+        metrics.write_pr_curve(table, pr_curve, png)
+    if n_errors:
+        report["errors"] = metrics.error_listing(data.tokens, p_loc, y_loc, model.radius, k=n_errors,
+                                                 threshold=model.threshold if model.task == "binary" else 0.5)
+    return report
+
+
+def _typed_pred_spans(pred: np.ndarray, sentence: np.ndarray, n_sentences: int, classes: list[str]):
+    """Predicted (type, start, end) spans per sentence: runs of one predicted class."""
+    offsets = metrics.sentence_offsets(sentence, n_sentences)
+    out = []
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        spans, k = [], a
+        while k < b:
+            c = pred[k]
+            j = k
+            while j + 1 < b and pred[j + 1] == c:
+                j += 1
+            if c != 0:
+                spans.append((classes[c], int(k - a), int(j + 1 - a)))
+            k = j + 1
+        out.append(spans)
+    return out
+
+
+def _iob2(spans, n: int, keep: list[str]) -> list[str]:
+    tags = ["O"] * n
+    for t, a, b in spans:
+        if t in keep:
+            tags[a] = f"B-{t}"
+            for i in range(a + 1, b):
+                tags[i] = f"I-{t}"
+    return tags
+
+
+def format_report(report: dict) -> str:
+    """The text form of an evaluation report."""
+    lines = [f"{report['data']}: {report['sentences']:,} sentences, {report['tokens']:,} tokens; "
+             f"model {report['model']} ({report['task']}, threshold {report['threshold']:.3f})",
+             metrics.format_prf("token-level", report["loc"]["token"], "tokens"),
+             metrics.format_prf("entity-level", report["loc"]["entity"], "entities")]
+    if "per_type" in report:
+        lines += ["", metrics.format_conlleval(report["per_type"])]
+    if "errors" in report:
+        lines += ["", metrics.format_error_listing(report["errors"]).rstrip()]
+    return "\n".join(lines)
