@@ -55,7 +55,7 @@ class EmbeddingsConfig:
     w2v_min_count: int = knob(1, "word2vec min count", min=1)
     w2v_epochs: int = knob(10, "word2vec epochs", min=1)
     w2v_sg: int = knob(1, "1 = skip-gram, 0 = CBOW", choices=(0, 1))
-    w2v_negative: int = knob(5, "negative samples", min=0)
+    w2v_negative: int = knob(5, "negative samples per positive (word2vec needs at least 1)", min=1)
 
 
 @dataclass

@@ -178,11 +178,14 @@ def load_vectors_file(path) -> "KeyedVectors":
         raise DataError(f"embeddings.path: {path}: no such file; expected {FILE_FORMATS}")
     try:
         binary, no_header = detect_format(path)
+    except OSError as error:
+        raise DataError(
+            f"embeddings.path: {path}: cannot read it ({error.strerror}); expected {FILE_FORMATS}"
+        ) from None
+    kind = "word2vec binary" if binary else "headerless GloVe text" if no_header else "word2vec text"
+    try:
         kv = KeyedVectors.load_word2vec_format(path, binary=binary, no_header=no_header)
-    except DataError:
-        raise
     except (OSError, ValueError, EOFError, IndexError) as error:
-        kind = "word2vec binary" if binary else "headerless GloVe text" if no_header else "word2vec text"
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(
             f"{path}: cannot read it as {kind} ({reason}); expected {FILE_FORMATS}"
@@ -488,7 +491,9 @@ def check_config(cfg) -> None:
     if cfg.source == "file" and not cfg.path:
         raise ConfigError("embeddings.path: required when embeddings.source is 'file'")
     if cfg.source in ("random", "word2vec") and not _positive_int(cfg.dim):
-        raise ConfigError(f"embeddings.dim: must be a positive integer for source {cfg.source}, got {cfg.dim!r}")
+        raise ConfigError(
+            f"embeddings.dim: must be a positive integer for source {cfg.source}, got {cfg.dim!r}"
+        )
     if not _positive_int(cfg.min_count):
         raise ConfigError(f"embeddings.min_count: must be a positive integer, got {cfg.min_count!r}")
     if not (isinstance(cfg.top_k, int) and not isinstance(cfg.top_k, bool) and cfg.top_k >= 0):
@@ -500,12 +505,17 @@ def check_config(cfg) -> None:
         if cfg.w2v_sg not in (0, 1):
             raise ConfigError(f"embeddings.w2v_sg: must be 0 (CBOW) or 1 (skip-gram), got {cfg.w2v_sg!r}")
         if not (isinstance(cfg.w2v_negative, int) and cfg.w2v_negative >= 1):
-            raise ConfigError(f"embeddings.w2v_negative: must be an integer >= 1, got {cfg.w2v_negative!r}")
+            raise ConfigError(
+                f"embeddings.w2v_negative: must be >= 1, got {cfg.w2v_negative!r} "
+                "(with 0 negative samples word2vec has nothing to train on)"
+            )
     elif cfg.extra_text:
         log.warning("embeddings.extra_text is used only by source word2vec; ignoring it")
 
 
-def load_source(cfg, train_tokens, seed: int) -> tuple[Optional["KeyedVectors"], Optional[bool], Optional[str]]:
+def load_source(
+    cfg, train_tokens, seed: int
+) -> tuple[Optional["KeyedVectors"], Optional[bool], Optional[str]]:
     """The pretrained vectors for cfg.source: (kv or None, cache_hit or None, cache dir or None)."""
     if cfg.source == "glove-6b-50d":
         return load_glove_6b_50d(), None, None

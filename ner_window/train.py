@@ -313,7 +313,7 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
     train_tokens = [list(s.tokens) for s in train_sents]
 
     if ck_doc is None:
-        prep = prepare_embeddings(cfg.embeddings, train_tokens, t.seed)
+        prep = prepare_embeddings(cfg.embeddings, train_tokens, t.seed, dtype=dtype)
         vocab = prep.vocab
         rng = np.random.default_rng([t.seed, 1_000_003])
         params = init_params(
@@ -327,9 +327,10 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
         state = LoopState()
         extra = {
             "embeddings": prep.info,
-            "coverage": {"train": coverage(train_tokens, prep.kv, cfg.embeddings.lowercase) if prep.kv else None,
+            "coverage": {"train": coverage(train_tokens, prep.kv, cfg.embeddings.lowercase)
+                         if prep.kv is not None else None,
                          "dev": coverage([list(s.tokens) for s in dev_sents], prep.kv, cfg.embeddings.lowercase)
-                         if (prep.kv and dev_sents) else None},
+                         if (prep.kv is not None and dev_sents) else None},
             "train_sha256": file_sha256(cfg.data.train),
             "classes": classes,
         }

@@ -1,0 +1,217 @@
+"""Gradient check: the hand-written backward() against centred differences.
+
+For every parameter entry θ_k (all of W, b, u, c, C, and every entry of each row
+of E the batch touches) the numerical derivative is
+
+    n_k = (J(θ + h e_k) − J(θ − h e_k)) / 2h,      h = 1e-5, in float64,
+
+whose error is O(h²) from truncation plus O(ε J / h) ≈ 1e-11 from rounding.  It
+is compared with the analytic a_k from backward() by the relative error
+(cs231n / CS224d style)
+
+    |a − n| / max(|a| + |n|, 1e-12),
+
+and the check passes when the largest one is ≤ 1e-6.  J is the full objective
+the trainer minimises: weighted mean loss (pos_weight ≠ 1) + λ/2(‖W‖² + ‖u‖² +
+Σ‖E_r‖² over the distinct rows used), with casing vectors, an output bias and
+trainable E, on a batch where one word appears twice in a window and again in
+other windows -- so the sums of step 5 (scatter back into E) are exercised.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ner_window.errors import ConfigError
+from ner_window.model import (
+    COSTS,
+    MULTICLASS_LOSSES,
+    TASKS,
+    Params,
+    backward,
+    check_activation,
+    check_loss,
+    forward,
+    gather,
+    init_params,
+    l2_penalty,
+    loss_and_delta_s,
+)
+
+THRESHOLD = 1e-6
+STEP = 1e-5
+# |z| of every hidden unit in the check batch stays above this (see make_check_case)
+Z_MARGIN = 0.05
+
+
+def relative_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """|a − n| / max(|a| + |n|, 1e-12), elementwise."""
+    return np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), 1e-12)
+
+
+def numerical_gradient(J: Callable[[], float], theta: np.ndarray, indices, h: float = STEP) -> np.ndarray:
+    """Centred differences (J(θ+h) − J(θ−h)) / 2h at each index of theta (changed in place, restored).
+
+    indices: iterable of index tuples into theta.  Returns a float64 array of theta's shape,
+    zero at the indices not checked.
+    """
+    grad = np.zeros(theta.shape, dtype=np.float64)
+    for ix in indices:
+        old = theta[ix]
+        theta[ix] = old + h
+        J_plus = J()
+        theta[ix] = old - h
+        J_minus = J()
+        theta[ix] = old
+        grad[ix] = (J_plus - J_minus) / (2.0 * h)
+    return grad
+
+
+def objective(params: Params, ids, casing, y, *, activation: str, loss: str, pos_weight: float, lam: float, regularize_E: bool) -> float:
+    """J = J_data + L2 penalty, through the reference forward path (what backward differentiates)."""
+    s, _ = forward(params, gather(params, ids, casing), activation)
+    J_data, _ = loss_and_delta_s(s, y, loss, pos_weight)
+    return J_data + l2_penalty(params, lam, rows_E=ids.reshape(-1) if regularize_E else None)
+
+
+def make_check_case(
+    task: str = "binary",
+    seed: int = 0,
+    *,
+    casing: bool = True,
+    output_bias: bool = True,
+) -> tuple[Params, np.ndarray, np.ndarray | None, np.ndarray]:
+    """A small float64 model and a batch (params, ids, casing, y) for the check.
+
+    V = 9 words, d = 3, radius 1 (w = 3), K = 4 casing classes of d_c = 2, H = 6,
+    B = 5 windows; 3 classes for multiclass.  Word 4 appears twice in window 0 and
+    again in windows 1 and 3; labels include both positives and negatives.
+
+    ReLU has a kink at z = 0: if some z were within h·|∂z/∂θ| of 0, the centred
+    difference would straddle it and measure the average of two slopes -- a failure
+    of the finite difference, not of backward().  So parameters are redrawn until
+    every |z| ≥ Z_MARGIN (0.05, thousands of times the 1e-5 nudge), for every
+    activation (harmless for the smooth ones, and the same case serves all).
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r} (option --task): use one of {', '.join(TASKS)}")
+    rng = np.random.default_rng(seed)
+    V, d, radius, H, B = 9, 3, 1, 6, 5
+    n_classes = 1 if task == "binary" else 3
+    ids = rng.integers(0, V, size=(B, 2 * radius + 1))
+    ids[0, 0] = ids[0, 2] = 4  # the same word twice in one window ...
+    ids[1, 1] = ids[3, 0] = 4  # ... and again in other windows
+    cas = rng.integers(0, 4, size=ids.shape) if casing else None
+    if task == "binary":
+        y = np.array([1, 0, 1, 0, 0])
+    else:
+        y = np.array([0, 2, 1, 0, 2])
+    for _ in range(1000):
+        params = init_params(
+            V, d, radius, H,
+            n_casing=4 if casing else 0, d_c=2 if casing else 0,
+            n_classes=n_classes, output_bias=output_bias, rng=rng, dtype=np.float64,
+        )
+        params.b[:] = rng.uniform(-0.5, 0.5, H)  # non-zero biases, so db is not trivially tested at 0
+        if params.c is not None:
+            params.c[...] = rng.uniform(-0.5, 0.5, params.c.shape)
+        X = gather(params, ids, cas)
+        z = X @ params.W.T + params.b
+        if np.abs(z).min() >= Z_MARGIN:
+            return params, ids, cas, y
+    raise RuntimeError("could not draw a check case with every |z| >= Z_MARGIN")  # pragma: no cover
+
+
+def check_gradients(
+    params: Params,
+    ids: np.ndarray,
+    casing: np.ndarray | None,
+    y: np.ndarray,
+    *,
+    activation: str,
+    loss: str,
+    pos_weight: float = 3.0,
+    lam: float = 0.1,
+    train_E: bool = True,
+    regularize_E: bool = True,
+) -> dict[str, float]:
+    """Largest relative error per parameter name ("W", "b", "u", "c", "C", "E"), for those present.
+
+    E is checked (when train_E) over every entry of every row the batch uses; the
+    other parameters over every entry.  params should be float64.
+    """
+    regularize_E = regularize_E and train_E
+    kw = dict(activation=activation, loss=loss, pos_weight=pos_weight, lam=lam, regularize_E=regularize_E)
+    s, cache = forward(params, gather(params, ids, casing), activation)
+    _, delta_s = loss_and_delta_s(s, y, loss, pos_weight)
+    grads = backward(params, cache, delta_s, ids, casing, train_E=train_E, lam=lam, regularize_E=regularize_E).dense(params)
+
+    def J() -> float:
+        return objective(params, ids, casing, y, **kw)
+
+    errors = {}
+    for name, analytic in grads.items():
+        theta = getattr(params, name)
+        if analytic.shape != theta.shape:
+            raise AssertionError(f"d{name} has shape {analytic.shape}, {name} has {theta.shape}")
+        if name == "E":
+            rows = np.unique(ids)
+            indices = [(r, k) for r in rows for k in range(theta.shape[1])]
+            mask = np.zeros(theta.shape, bool)
+            mask[rows] = True
+        else:
+            indices = list(np.ndindex(theta.shape))
+            mask = np.ones(theta.shape, bool)
+        numeric = numerical_gradient(J, theta, indices)
+        errors[name] = float(relative_error(analytic, numeric)[mask].max()) if mask.any() else 0.0
+    return errors
+
+
+def run_gradcheck(
+    activations=("sigmoid", "tanh", "relu"),
+    losses=("bce", "squared"),
+    task: str = "binary",
+    seed: int = 0,
+) -> dict:
+    """Check backward() for each activation × loss on a small random model.
+
+    The model has casing vectors, an output bias and trainable, L2-regularised E;
+    pos_weight = 3, λ = 0.1; the batch repeats a word (see make_check_case).
+    The multiclass task has one loss, "ce", so ``losses`` applies to the binary task only.
+    Returns {"passed": bool, "threshold": 1e-6, "results": [{"activation", "loss", "param",
+    "max_rel_error"}, ...]}; passed is False if any max_rel_error exceeds the threshold.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r} (option --task): use one of {', '.join(TASKS)}")
+    for activation in activations:
+        check_activation(activation)
+    for loss in losses:
+        if loss not in COSTS:
+            raise ConfigError(f"unknown loss {loss!r} (option --loss): use one of {', '.join(COSTS)}")
+    if task == "multiclass":
+        losses = MULTICLASS_LOSSES
+    else:
+        for loss in losses:
+            check_loss(loss, task)
+    params, ids, casing, y = make_check_case(task, seed)
+    results = []
+    for activation in activations:
+        for loss in losses:
+            errors = check_gradients(params, ids, casing, y, activation=activation, loss=loss)
+            results += [{"activation": activation, "loss": loss, "param": name, "max_rel_error": err} for name, err in errors.items()]
+    passed = all(r["max_rel_error"] <= THRESHOLD for r in results)
+    return {"passed": passed, "threshold": THRESHOLD, "results": results}
+
+
+def format_text(result: dict) -> str:
+    """The check as a table, one row per (activation, loss, param), and a verdict line."""
+    threshold = result.get("threshold", THRESHOLD)
+    lines = [f"{'activation':<10}  {'loss':<8}  {'param':<5}  {'max rel. error':>14}  ok"]
+    for r in result["results"]:
+        ok = "yes" if r["max_rel_error"] <= threshold else "NO"
+        lines.append(f"{r['activation']:<10}  {r['loss']:<8}  {r['param']:<5}  {r['max_rel_error']:>14.2e}  {ok}")
+    verdict = "PASSED" if result["passed"] else "FAILED"
+    lines.append(f"{verdict}: largest relative error {max((r['max_rel_error'] for r in result['results']), default=0.0):.2e} (threshold {threshold:.0e})")
+    return "\n".join(lines)
