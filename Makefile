@@ -23,5 +23,15 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# runs/latest (the model `make train` wrote) on the held-out bundled test file
+eval: $(STAMP)
+	$(BIN)/ner-window evaluate --data data/test.txt
+
+# speed side by side with PyTorch (installed here: torch is only a benchmark dependency),
+# scikit-learn and a per-example loop; on CoNLL-2003 train when $(CONLL)/train.txt exists
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,bench]'
+	$(BIN)/python scripts/benchmark.py $(if $(wildcard $(CONLL)/train.txt),--data $(CONLL)/train.txt,)
+
 clean:
 	rm -rf $(VENV) runs build *.egg-info ner_window.egg-info .pytest_cache

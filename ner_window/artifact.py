@@ -135,7 +135,7 @@ def load_model(path: str | os.PathLike) -> Model:
     if not isinstance(meta, dict):
         raise ModelError(f"{meta_path}: must hold a JSON object; the model directory is damaged, retrain it")
     version = meta.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ModelError(f"{meta_path}: no integer format_version; the model directory is damaged, retrain it")
     if version > FORMAT_VERSION:
         raise ModelError(f"{meta_path}: format version {version} is newer than this ner-window "
@@ -143,12 +143,13 @@ def load_model(path: str | os.PathLike) -> Model:
     for key in ("config", "vocab", "classes"):
         if key not in meta:
             raise ModelError(f"{meta_path}: has no {key!r}; the model directory is damaged, retrain it")
+    _check_meta(meta, meta_path)
     if not params_path.is_file():
         raise ModelError(f"{params_path}: missing; the model directory is incomplete, retrain it")
     try:
         with np.load(params_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as e:
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError, AttributeError, TypeError) as e:
         raise ModelError(f"{params_path}: cannot be read ({type(e).__name__}: {e}); the file is truncated or "
                          f"damaged, retrain the model") from None
     try:
@@ -157,6 +158,23 @@ def load_model(path: str | os.PathLike) -> Model:
         raise ModelError(f"{meta_path}: vocabulary is malformed ({e}); retrain the model") from None
     params = _params_from_arrays(arrays, meta, len(vocab), params_path)
     return Model(params=params, vocab=vocab, meta=meta, path=p)
+
+
+def _check_meta(meta: dict, meta_path: Path) -> None:
+    """The meta.json fields that tagging and evaluation read, so a damaged one is a ModelError, not a crash."""
+    classes, threshold, config = meta["classes"], meta.get("threshold", 0.5), meta["config"]
+    data = config.get("data") if isinstance(config, dict) else None
+    problem = None
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
+        problem = f"classes = {classes!r} must be a list of class names such as ['O', 'LOC']"
+    elif isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        problem = f"threshold = {threshold!r} must be a number in [0, 1]"
+    elif not (isinstance(data, dict) and isinstance(data.get("scheme"), str)
+              and isinstance(data.get("location_types"), list)
+              and all(isinstance(t, str) for t in data["location_types"])):
+        problem = "config.data must hold a scheme and a list of location_types"
+    if problem:
+        raise ModelError(f"{meta_path}: {problem}; the model directory is damaged, retrain it")
 
 
 def _params_from_arrays(arrays: dict, meta: dict, n_words: int, where: Path) -> Params:

@@ -8,6 +8,7 @@ the prediction path.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -33,6 +34,12 @@ class _Group(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(0)
+        except KeyboardInterrupt:
+            # Ctrl-C before training installs its handler (or while tagging): one line, the usual 128 + SIGINT
+            if (ctx.obj or {}).get("debug") or os.environ.get("NER_WINDOW_DEBUG"):
+                raise
+            click.echo("ner-window: interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,13 +93,14 @@ def train(config_path, out_dir, overrides, resume) -> None:
 @click.option("--predictions", type=click.Path(dir_okay=False), help="Write `token gold pred` lines for conlleval.")
 @click.option("--pr-curve", "pr_curve", type=click.Path(dir_okay=False), help="Write a PR curve CSV (and PNG).")
 @click.option("--errors", "n_errors", type=int, default=0, help="List the N most confident errors of each kind.")
-def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors) -> None:
+@click.option("--strict", is_flag=True, help="Reject tag sequences the scheme forbids (e.g. I- after O in iob2).")
+def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors, strict) -> None:
     """Score a saved model on a labelled file: LOC token and entity P/R/F1."""
     from .evaluate import evaluate_file, format_report
     from .tagger import default_model_path
 
     report = evaluate_file(model_dir or default_model_path(), data_path, scheme=scheme, predictions=predictions,
-                           pr_curve=pr_curve, n_errors=n_errors)
+                           pr_curve=pr_curve, n_errors=n_errors, strict=strict)
     click.echo(json.dumps(report, indent=1) if fmt == "json" else format_report(report))
 
 
@@ -112,10 +120,10 @@ def predict(text, file, model_dir, fmt) -> None:
 
     tagger = Tagger.load(model_dir)
     out = sys.stdout
-    sep = "\n" if fmt == "conll" else ""
+    # conll: format_tagged ends every token line with \n, so the \n below is the one blank line after a sentence
     if text:
         for tagged in tagger.tag_lines([" ".join(text)]):
-            out.write(format_tagged(tagged, fmt) + "\n" + sep)
+            out.write(format_tagged(tagged, fmt) + "\n")
         return
     if file and file != "-":
         if not os.path.isfile(file):
@@ -124,10 +132,12 @@ def predict(text, file, model_dir, fmt) -> None:
     else:
         if sys.stdin.isatty() and not file:
             raise DataError("nothing to tag: give TEXT, --file FILE, or pipe text on stdin")
-        stream = sys.stdin
+        # like --file: a byte that is not UTF-8 becomes U+FFFD instead of stopping the stream
+        stream = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
+                  if hasattr(sys.stdin, "buffer") else sys.stdin)
     with stream:
         for tagged in tagger.tag_lines(stream):
-            out.write(format_tagged(tagged, fmt) + "\n" + sep)
+            out.write(format_tagged(tagged, fmt) + "\n")
 
 
 # --- gradcheck -----------------------------------------------------------------------
@@ -162,11 +172,12 @@ def data() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--scheme", default="auto", show_default=True, help="iob1, iob2, io, bioes or auto.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def data_stats(files, scheme, fmt) -> None:
+@click.option("--strict", is_flag=True, help="Reject tag sequences the scheme forbids (e.g. I- after O in iob2).")
+def data_stats(files, scheme, fmt, strict) -> None:
     """Documents, sentences, tokens, and entities per type of each FILE."""
     from .conll import file_stats
 
-    stats = [file_stats(f, scheme) for f in files]
+    stats = [file_stats(f, scheme, strict) for f in files]
     if fmt == "json":
         click.echo(json.dumps({"files": stats}, indent=1))
         return
@@ -182,7 +193,9 @@ def data_stats(files, scheme, fmt) -> None:
 @cli.command()
 @click.argument("text")
 @click.option("--word", required=True, help="The word whose window to explain.")
-@click.option("--label", type=int, default=1, show_default=True, help="Gold label for the backward pass.")
+@click.option("--label", default="1", show_default=True,
+              help="Gold label for the backward pass: 1 (LOC) or 0 for binary models; a class index "
+                   "(1 = first entity class) or name such as PER for multiclass models.")
 @click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [runs/latest].")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def explain(text, word, label, model_dir, fmt) -> None:

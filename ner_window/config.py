@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +38,8 @@ class DataConfig:
     test: str | None = knob(None, "held-out file for `make eval` / scripts/evaluate.py")
     scheme: str = knob("iob2", "tag scheme of the files", choices=("iob1", "iob2", "io", "bioes", "auto"))
     location_types: list[str] = knob(["LOC"], "entity types that count as a location")
+    strict: bool = knob(False, "reject tag sequences the scheme forbids (I- after O in iob2) instead of "
+                        "reading them leniently as conlleval does")
 
 
 @dataclass
@@ -125,8 +129,12 @@ def _check_type(where: str, key: str, value: Any, hint: Any) -> Any:
         return [_check_type(where, f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
+        return float(value)  # YAML 1.1 reads 1e-3 and 1.0e6 as strings (it wants a dot and a signed exponent)
     if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
         raise ConfigError(f"{where}: {key} = {value!r} must be {hint.__name__}, not {type(value).__name__}")
+    if hint is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: {key} = {value!r} must be a finite number")
     return value
 
 

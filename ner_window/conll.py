@@ -159,7 +159,10 @@ def _open_lines(path: str | os.PathLike) -> list[str]:
         raw = p.read_bytes()
     except OSError as e:
         raise DataError(f"{p}: cannot be read ({e.strerror}); check its permissions") from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+    head = raw[:4096]
+    # UTF-16 without a byte-order mark: ASCII text has a NUL in every other byte
+    bomless_utf16 = len(head) >= 4 and max(head[0::2].count(0), head[1::2].count(0)) >= 0.9 * (len(head) // 2)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or bomless_utf16:
         raise DataError(f"{p}: is UTF-16; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
     if b"\x00" in raw[:65536]:
         raise DataError(f"{p}: is binary (it contains NUL bytes), not a CoNLL text file")
@@ -269,9 +272,16 @@ def _read(path: str | os.PathLike, scheme: str, strict: bool) -> tuple[list[Sent
 
 
 def write_conll(path: str | os.PathLike, sentences: Iterable[Sentence]) -> None:
-    """Write ``token TAG`` lines, a blank line after each sentence, atomically."""
+    """Write ``token TAG`` lines, a blank line after each sentence, atomically.
+
+    Raises ValueError for a token or tag ``read_conll`` could not read back: empty, holding
+    whitespace or NUL, ``-DOCSTART-``, or starting with U+FEFF (read as a byte-order mark).
+    """
     lines: list[str] = []
     for sent in sentences:
+        for field in (*sent.tokens, *sent.tags):
+            if field.split() != [field] or field == DOCSTART or "\x00" in field or field.startswith("\ufeff"):
+                raise ValueError(f"write_conll: token or tag {field!r} in {sent.tokens[:5]!r} would not read back")
         lines += [f"{t} {g}" for t, g in zip(sent.tokens, sent.tags)]
         lines.append("")
     _write_atomic(Path(path), "\n".join(lines) + ("\n" if lines else ""))
@@ -290,10 +300,10 @@ def _write_atomic(path: Path, text: str) -> None:
 # --- statistics --------------------------------------------------------------------
 
 
-def file_stats(path: str | os.PathLike, scheme: str = "iob1") -> dict:
+def file_stats(path: str | os.PathLike, scheme: str = "iob1", strict: bool = False) -> dict:
     """Per-file counts for ``ner-window data stats``: documents, sentences, tokens, entities per type."""
     p = Path(path)
-    sentences, n_docstart = _read(p, scheme, strict=False)
+    sentences, n_docstart = _read(p, scheme, strict)
     entities: Counter = Counter()
     entity_tokens: Counter = Counter()
     for sent in sentences:

@@ -21,6 +21,7 @@ import numpy as np
 from . import metrics
 from .artifact import Model, load_model
 from .conll import read_conll
+from .errors import DataError
 from .model import predict_proba
 from .windows import labelled_data
 
@@ -36,11 +37,16 @@ def predict_labels(model: Model, data) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathLike, scheme: str | None = None,
                   predictions: str | os.PathLike | None = None, pr_curve: str | os.PathLike | None = None,
-                  n_errors: int = 0) -> dict:
+                  n_errors: int = 0, strict: bool = False) -> dict:
     """The evaluation report of a model on a labelled CoNLL file (JSON-safe dict)."""
+    for option, out in (("--predictions", predictions), ("--pr-curve", pr_curve)):
+        # checked before any work, so a bad second path never leaves the first file half-done behind
+        if out and (not Path(out).parent.is_dir() or Path(out).is_dir()):
+            raise DataError(f"{option} {out}: cannot write there (no such directory, or it is a directory); "
+                            f"give a file path in an existing directory")
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
     cfg = model.config
-    sentences = read_conll(path, scheme or cfg["data"]["scheme"])
+    sentences = read_conll(path, scheme or cfg["data"]["scheme"], strict=strict)
     classes = model.classes
     data = labelled_data(sentences, model.vocab, model.radius, classes, cfg["data"]["location_types"])
     pred, p_loc = predict_labels(model, data)

@@ -555,17 +555,16 @@ def scatter_rows(ids: np.ndarray, dx_rows: np.ndarray) -> tuple[np.ndarray, np.n
 def _add_rows_at(A: np.ndarray, index: np.ndarray, rows: np.ndarray) -> None:
     """A[index[j]] += rows[j] for every j, correct when index repeats (unbuffered, like np.add.at).
 
-    np.add.at(A, index, rows) on 2-D A costs ~0.4 µs per row (measured: 120 µs for
-    320 rows); the same call on flat element indices takes numpy's 1-D fast path
-    (~20 µs).  Flat index of element (i, k) of a C-contiguous (n, d) array: i*d + k.
+    np.add.at(A, index, rows) on a 2-D A costs ~0.4 µs per row (measured: 120 µs
+    for 320 rows); the same call on flat element indices takes numpy's 1-D fast
+    path (~20 µs).  Element (i, k) of a C-contiguous (n, d) array is flat i*d + k.
     """
     if not A.flags.c_contiguous:
         raise ValueError("_add_rows_at needs a C-contiguous target (a reshape would copy and lose the update)")
-    d = A.shape[1]
-    flat = _buffer("flat_index", (index.shape[0], d), np.dtype(np.intp))
-    np.multiply(index.reshape(-1, 1), d, out=flat)
-    flat += _arange(d)
-    np.add.at(A.reshape(-1), flat.reshape(-1), np.ascontiguousarray(rows).reshape(-1))
+    n, d = index.shape[0], A.shape[1]
+    flat = np.repeat(index.astype(np.intp) * d, d)  # i*d, d times for each i ...
+    flat += _tiled_arange(n, d)  # ... plus 0, 1, ..., d-1
+    np.add.at(A.reshape(-1), flat, np.ascontiguousarray(rows).reshape(-1))
 
 
 def densify_rows(rows: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
@@ -640,13 +639,14 @@ def _sq(a: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------
-# Fast path.  The same equations as above, fused into one function each for
-# training and for inference.  Speed comes from: scratch buffers reused across
-# calls (no allocation per batch), gathering with np.take(out=), activations and
-# derivatives in place, f' from h, no ∂J/∂X at all when E is frozen (only the
-# casing columns when there are casing vectors), and a flat np.subtract.at for
-# the sparse E update.  Python floats (not np.float64 scalars) are used as
-# factors so float32 arrays stay float32.
+# Fast path.  The same equations as above, fused into one function for training
+# and one for inference.  Speed comes from: scratch buffers reused across calls
+# (no allocation per batch), gathering with np.take(out=), activations and
+# derivatives in place with f' taken from h, no ∂J/∂X at all when E is frozen
+# (only the casing columns when there are casing vectors), δs scaled by −lr once
+# so that every product is already the SGD step, and a flat np.add.at for the
+# sparse E update.  Python floats (never np.float64 scalars) multiply float32
+# arrays, so nothing is upcast to float64.
 # ---------------------------------------------------------------------------
 
 _scratch = threading.local()
@@ -668,88 +668,95 @@ def _buffer(name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
     return a
 
 
-def _arange(n: int) -> np.ndarray:
-    """np.arange(n) (intp), cached."""
+def _tiled_arange(n: int, d: int) -> np.ndarray:
+    """(n*d,) intp: 0, 1, ..., d-1 repeated n times (cached, read-only)."""
     cache = _scratch.__dict__.setdefault("aranges", {})
-    a = cache.get(n)
+    a = cache.get((n, d))
     if a is None:
-        a = cache[n] = np.arange(n, dtype=np.intp)
+        if len(cache) >= 64:
+            cache.clear()
+        a = cache[(n, d)] = np.tile(np.arange(d, dtype=np.intp), n)
+        a.flags.writeable = False
     return a
 
 
-def _gather_into(params: Params, ids: np.ndarray, casing: np.ndarray | None, X: np.ndarray) -> np.ndarray:
-    """gather() into the preallocated X (B, D)."""
+def _gather_into(params: Params, ids: np.ndarray, casing: np.ndarray | None, X: np.ndarray, mode: str = "raise") -> np.ndarray:
+    """gather() into the preallocated X (B, D).  mode="clip" only for ids already range-checked."""
     B, w = ids.shape
     d = params.d
     if params.C is None:
-        np.take(params.E, ids.reshape(-1), axis=0, out=X.reshape(B * w, d))
+        np.take(params.E, ids.reshape(-1), axis=0, out=X.reshape(B * w, d), mode=mode)
     else:
         X3 = X.reshape(B, w, d + params.d_c)
-        np.take(params.E, ids, axis=0, out=X3[:, :, :d])
-        np.take(params.C, casing, axis=0, out=X3[:, :, d:])
+        np.take(params.E, ids, axis=0, out=X3[:, :, :d], mode=mode)
+        np.take(params.C, casing, axis=0, out=X3[:, :, d:], mode=mode)
     return X
 
 
-def _hidden_into(params: Params, X: np.ndarray, activation: str, z: np.ndarray) -> np.ndarray:
-    """h = f(X Wᵀ + b) into the preallocated z (B, H), which becomes h."""
-    np.matmul(X, params.W.T, out=z)
-    z += params.b
+def _hidden_into(X: np.ndarray, WT: np.ndarray, b: np.ndarray, activation: str, z: np.ndarray) -> np.ndarray:
+    """h = f(X Wᵀ + b) into the preallocated z (B, H), which becomes h.  WT: Wᵀ (D, H)."""
+    np.matmul(X, WT, out=z)
+    z += b
     return ACTIVATIONS[activation](z)
 
 
-def _scores_into(params: Params, h: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _scores_into(h: np.ndarray, U: np.ndarray, c: np.ndarray | None, s: np.ndarray) -> np.ndarray:
     """s = h Uᵀ + c into the preallocated s (B, n_out)."""
-    U, c = _output_layer(params)
     np.matmul(h, U.T, out=s)
     if c is not None:
         s += c
     return s
 
 
+def _check_ids_range(params: Params, ids: np.ndarray, casing: np.ndarray | None) -> None:
+    """ModelError if an id is outside E (or a casing id outside C)."""
+    for name, a, n in (("word", ids, params.E.shape[0]), ("casing", casing if params.C is not None else None, 0 if params.C is None else params.C.shape[0])):
+        if a is not None and a.size and (a.min() < 0 or a.max() >= n):
+            raise ModelError(f"{name} ids must lie in [0, {n}) but range over [{a.min()}, {a.max()}]: the windows were built with another vocabulary")
+
+
 def make_velocity(params: Params) -> dict[str, np.ndarray]:
     """Zero momentum buffers for W, b, u, c, C (those present), keyed by parameter name.
 
     E has none: E gets plain sparse SGD, because a velocity for E would be a dense
-    (V, d) array that decays -- and so moves -- every row at every step, turning a
-    320-row update into a V-row one.
+    (V, d) array that keeps moving every row it ever touched at every later step
+    (v decays but is not 0) -- a V-row update per step instead of a ≤ B·w-row one.
     """
     return {name: np.zeros_like(getattr(params, name)) for name in ("W", "b", "u", "c", "C") if getattr(params, name) is not None}
 
 
-def _descend(theta: np.ndarray, grad: np.ndarray, lr: float, lam: float, momentum: float, v: np.ndarray | None) -> None:
-    """One update of theta in place.  grad is scratch (overwritten).
+def _apply_step(theta: np.ndarray, step: np.ndarray, lr_lam: float, momentum: float, v: np.ndarray | None) -> None:
+    """Update theta in place, given step = −lr ∂J_data/∂θ and lr_lam = lr·λ (0 for no L2).
 
-    plain SGD:          θ ← θ − lr (g + λθ)
-    classical momentum: v ← μ v − lr (g + λθ);  θ ← θ + v
+    plain SGD:           θ ← θ − lr (∂J_data/∂θ + λθ)  =  (1 − lr λ) θ + step
+    classical momentum:  v ← μ v − lr (∂J_data/∂θ + λθ) =  μ v + step − lr λ θ;   θ ← θ + v
     """
-    if lam:
-        grad += lam * theta
-    grad *= lr
     if v is None:
-        theta -= grad
+        if lr_lam:
+            theta *= 1.0 - lr_lam
+        theta += step
     else:
         v *= momentum
-        v -= grad
+        v += step
+        if lr_lam:
+            v -= lr_lam * theta
         theta += v
 
 
-def _sgd_rows(E: np.ndarray, ids: np.ndarray, G: np.ndarray, lr: float, lam_E: float) -> float:
-    """Sparse SGD on the rows of E a batch used: E[ids[j]] -= lr G[j] for all j (repeats add up).
+def _step_rows(E: np.ndarray, ids: np.ndarray, step_rows: np.ndarray, lr: float, lam_E: float) -> float:
+    """Sparse SGD on the rows of E a batch used: E[ids[j]] += step_rows[j] (repeats add up).
 
-    With lam_E > 0 the L2 term λE_r is applied once per DISTINCT row r (the penalty
-    is over distinct rows).  Returns Σ_r ‖E_r‖² over those rows before the update
-    (0.0 when lam_E == 0), for the loss.
-    ids: (n,) int; G: (n, d) gradient rows (scratch, overwritten).
+    With lam_E > 0, the L2 term −lr λ E_r is applied once per DISTINCT row r (the
+    penalty is over distinct rows), and Σ_r ‖E_r‖² before the update is returned
+    for the loss (else 0.0).  ids: (n,) int; step_rows: (n, d) = −lr ∂J_data/∂x slices.
     """
     sq = 0.0
     if lam_E:
         rows = np.unique(ids)
         E_rows = E[rows]
         sq = _sq(E_rows)
-        E_rows *= 1.0 - lr * lam_E  # E_r − lr λ E_r, once per row
-        E[rows] = E_rows
-    G *= -lr
-    _add_rows_at(E, ids, G)
+        E[rows] = E_rows * (1.0 - lr * lam_E)
+    _add_rows_at(E, ids, step_rows)
     return sq
 
 
@@ -769,13 +776,14 @@ def train_step(
     momentum: float = 0.0,
     velocity: dict[str, np.ndarray] | None = None,
 ) -> float:
-    """One SGD step on a batch, in place; returns the batch objective J = J_data + L2 penalty
-    (evaluated at the parameters BEFORE the update).
+    """One SGD step on a batch, in place.  Returns the batch objective J = J_data + L2
+    penalty, evaluated at the parameters BEFORE the update (what backward differentiates).
 
-    ids, casing: (B, w) int; y: (B,) int labels.  Same maths as
-    gather -> forward -> loss_and_delta_s -> backward -> θ −= lr ∂J/∂θ, fused.
-    momentum > 0 needs velocity = make_velocity(params) (updated in place); E rows
-    always get plain SGD (see make_velocity).
+    ids, casing: (B, w) int (casing may be None without casing vectors); y: (B,) int.
+    The maths of gather -> forward -> loss_and_delta_s -> backward -> θ ← θ − lr ∂J/∂θ,
+    fused.  momentum > 0 needs velocity = make_velocity(params), updated in place; rows
+    of E always get plain sparse SGD (see make_velocity).  Only E rows used by the
+    batch change.
     """
     check_activation(activation)
     check_loss(loss, params.task)
@@ -785,62 +793,56 @@ def train_step(
     lr, lam, momentum = float(lr), float(lam), float(momentum)
     B, w = ids.shape
     dt = params.dtype
-    H, D, n_out, d = params.hidden, params.W.shape[1], params.n_classes, params.d
+    H, D, n_out, d, d_c = params.hidden, params.W.shape[1], params.n_classes, params.d, params.d_c
     W = params.W
     U, c = _output_layer(params)
 
-    # forward: X, z -> h (in place), s
+    # forward (gather, forward): X, then z -> h in place, then s
     X = _gather_into(params, ids, casing, _buffer("X", (B, D), dt))
-    h = _hidden_into(params, X, activation, _buffer("z", (B, H), dt))
-    s = _scores_into(params, h, _buffer("s", (B, n_out), dt))
+    h = _hidden_into(X, W.T, params.b, activation, _buffer("z", (B, H), dt))
+    s = _scores_into(h, U, c, _buffer("s", (B, n_out), dt))
 
-    # step 1: δs
+    # step 1: J_data and δs.  Every gradient below is linear in δs, so scaling δs by
+    # −lr once makes each product below the SGD step −lr ∂J_data/∂θ itself.
     J_data, delta_s = loss_and_delta_s(s[:, 0] if n_out == 1 else s, y, loss, pos_weight)
-    delta_s = delta_s.reshape(B, n_out)
+    step_s = delta_s.reshape(B, n_out) * -lr
 
-    # step 2 + 3: δ = (u δs) ∘ f'(z)   (B, H)
+    # steps 2-3: δ = (u δs) ∘ f'(z), times −lr        (B, H)
     delta = _buffer("delta", (B, H), dt)
     if n_out == 1:
-        np.multiply(delta_s, U, out=delta)  # outer product (B,1)(1,H), no BLAS call needed
+        np.multiply(step_s, U, out=delta)  # the outer product (B,1)(1,H): no BLAS call needed
     else:
-        np.matmul(delta_s, U, out=delta)
+        np.matmul(step_s, U, out=delta)
     DERIVATIVES[activation](h, delta, _buffer("work", (B, H), dt))
 
-    # step 4/5, the ∂J/∂X part, BEFORE W changes: only the columns someone will use
-    G_E = dX_C = None
+    # step 4, ∂J/∂X = Δ W, BEFORE W changes, and only the columns that will be used
+    step_E = step_C = None
     if train_E:
-        dX = np.matmul(delta, W, out=_buffer("dX", (B, D), dt))  # ∂J/∂X = Δ W
-        G_E = dX.reshape(B, w, -1)[:, :, :d].reshape(B * w, d)  # a copy only when there is C
-        if params.C is not None:
-            dX_C = dX.reshape(B, w, -1)[:, :, d:].reshape(B * w, params.d_c)
-    elif params.C is not None:
-        # frozen E: only the casing columns of ∂J/∂X = Δ W, from those columns of W
-        W_C = W.reshape(H, w, d + params.d_c)[:, :, d:].reshape(H, w * params.d_c)
-        dX_C = (delta @ W_C).reshape(B * w, params.d_c)
+        dX = np.matmul(delta, W, out=_buffer("dX", (B, D), dt)).reshape(B * w, d + d_c)  # row per token
+        step_E, step_C = dX[:, :d], (dX[:, d:] if d_c else None)
+    elif d_c:
+        # frozen E: just the casing columns, Δ (W's casing columns)
+        W_C = W.reshape(H, w, d + d_c)[:, :, d:].reshape(H, w * d_c)
+        step_C = (delta @ W_C).reshape(B * w, d_c)
 
-    # step 4: dW = Δᵀ X, db = Δᵀ1; step 2: dU = δsᵀ H, dc = Σ δs
-    dW = np.matmul(delta.T, X, out=_buffer("dW", (H, D), dt))
-    db = np.add.reduce(delta, axis=0, out=_buffer("db", (H,), dt))
-    dU = np.matmul(delta_s.T, h, out=_buffer("dU", (n_out, H), dt))
+    J = J_data + (0.5 * lam * (_sq(W) + _sq(U)) if lam else 0.0)  # penalty before the update
 
-    J = J_data + (0.5 * lam * (_sq(W) + _sq(U)) if lam else 0.0)
-
-    # updates (E and C from the ∂J/∂X computed above with the old W)
+    # steps 4 and 2: −lr times ∂J/∂W = Δᵀ X, ∂J/∂b = Δᵀ1, ∂J/∂u = Hᵀ δs, ∂J/∂c = Σ δs
     vel = velocity if momentum else {}
-    _descend(W, dW, lr, lam, momentum, vel.get("W"))
-    _descend(params.b, db, lr, 0.0, momentum, vel.get("b"))
-    _descend(params.u, dU.reshape(params.u.shape), lr, lam, momentum, vel.get("u"))
+    _apply_step(W, np.matmul(delta.T, X, out=_buffer("dW", (H, D), dt)), lr * lam, momentum, vel.get("W"))
+    _apply_step(params.b, np.add.reduce(delta, axis=0), 0.0, momentum, vel.get("b"))
+    _apply_step(params.u, (step_s.T @ h).reshape(params.u.shape), lr * lam, momentum, vel.get("u"))
     if c is not None:
-        dc = delta_s.sum(axis=0).reshape(params.c.shape)
-        _descend(params.c, dc, lr, 0.0, momentum, vel.get("c"))
-    if dX_C is not None:
+        _apply_step(params.c, step_s.sum(axis=0).reshape(params.c.shape), 0.0, momentum, vel.get("c"))
+
+    # step 5: scatter the rows of ∂J/∂X into C (dense: K is tiny) and E (sparse)
+    if step_C is not None:
         dC = np.zeros_like(params.C)
-        _add_rows_at(dC, casing.reshape(-1), dX_C)
-        _descend(params.C, dC, lr, 0.0, momentum, vel.get("C"))
-    if G_E is not None:
+        _add_rows_at(dC, casing.reshape(-1), step_C)
+        _apply_step(params.C, dC, 0.0, momentum, vel.get("C"))
+    if step_E is not None:
         lam_E = lam if regularize_E else 0.0
-        sq_E = _sgd_rows(params.E, ids.reshape(-1), G_E, lr, lam_E)
-        J += 0.5 * lam_E * sq_E
+        J += 0.5 * lam_E * _step_rows(params.E, ids.reshape(-1), step_E, lr, lam_E)
     return J
 
 
@@ -849,21 +851,27 @@ def predict_proba(
 ) -> np.ndarray:
     """p for every window: (N,) P(positive) binary, (N, n_classes) multiclass; params' dtype.
 
-    ids, casing: (N, w) int.  Runs in chunks of batch_size through reused buffers;
-    no loss, no cache.
+    ids, casing: (N, w) int.  forward() in chunks of batch_size through reused
+    buffers; no loss, no cache.
     """
     check_activation(activation)
     _check_batch(params, ids, casing)
+    _check_ids_range(params, ids, casing)
     N = ids.shape[0]
     dt = params.dtype
     H, D, n_out = params.hidden, params.W.shape[1], params.n_classes
+    U, c = _output_layer(params)
+    # X @ Wᵀ with Wᵀ contiguous runs ~1.5× faster than with the transposed view (OpenBLAS, measured)
+    WT = np.ascontiguousarray(params.W.T)
     p = np.empty((N,) if n_out == 1 else (N, n_out), dtype=dt)
     for start in range(0, N, batch_size):
         stop = min(N, start + batch_size)
         B = stop - start
-        X = _gather_into(params, ids[start:stop], None if casing is None else casing[start:stop], _buffer("pX", (B, D), dt))
-        h = _hidden_into(params, X, activation, _buffer("pz", (B, H), dt))
-        s = _scores_into(params, h, _buffer("ps", (B, n_out), dt))
+        # ids were range-checked above, so "clip" never clips; it only spares np.take
+        # the extra buffered copy it makes in the default "raise" mode
+        X = _gather_into(params, ids[start:stop], None if casing is None else casing[start:stop], _buffer("pX", (B, D), dt), mode="clip")
+        h = _hidden_into(X, WT, params.b, activation, _buffer("pz", (B, H), dt))
+        s = _scores_into(h, U, c, _buffer("ps", (B, n_out), dt))
         if n_out == 1:
             sigmoid(s[:, 0], out=p[start:stop])
         else:

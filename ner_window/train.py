@@ -24,9 +24,11 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -181,7 +183,8 @@ def read_checkpoint(run_dir: Path):
         params = Params.from_dict(_load_arrays(ck / "params.npz"))
         best = Params.from_dict(_load_arrays(ck / "best.npz"))
         velocity = _load_arrays(ck / "velocity.npz") if (ck / "velocity.npz").exists() else None
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        LoopState(**doc["state"]), Vocab.from_list(doc["vocab"]), doc["extra"]  # all there, as train() needs them
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise ConfigError(f"{ck}: checkpoint is damaged ({type(e).__name__}: {e}); start a new run") from None
     return from_dict(doc["config"], f"{ck}/state.json"), doc, params, best, velocity
 
@@ -286,6 +289,7 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
     """Train a model from ``cfg`` into ``out_dir`` (default ``runs/<config name>``), or resume a run."""
     t_start = time.perf_counter()
     ck_doc = None
+    created = False  # this call made run_dir: a failure before the first checkpoint removes it again
     if resume is not None:
         run_dir = Path(resume)
         cfg, ck_doc, params, best, velocity = read_checkpoint(run_dir)
@@ -303,8 +307,8 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
     t, mc = cfg.train, cfg.model
     dtype = np.dtype(mc.dtype)
 
-    train_sents = read_conll(cfg.data.train, cfg.data.scheme)
-    dev_sents = read_conll(cfg.data.dev, cfg.data.scheme) if cfg.data.dev else None
+    train_sents = read_conll(cfg.data.train, cfg.data.scheme, strict=cfg.data.strict)
+    dev_sents = read_conll(cfg.data.dev, cfg.data.scheme, strict=cfg.data.strict) if cfg.data.dev else None
     n_train_tokens = sum(len(s.tokens) for s in train_sents)
     if t.batch_size > n_train_tokens:
         raise ConfigError(f"config: train.batch_size = {t.batch_size} is larger than the training data "
@@ -334,7 +338,12 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
             "train_sha256": file_sha256(cfg.data.train),
             "classes": classes,
         }
-        run_dir.mkdir(parents=True, exist_ok=True)
+        created = not run_dir.exists()
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
+                              f"give a directory path you can write to") from None
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1), encoding="utf-8")
         cov = extra["coverage"]
         log(f"vocabulary {len(vocab):,} words ({prep.info.get('source')}, d={prep.E.shape[1]}); "
@@ -388,16 +397,20 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
                 if t.word_dropout > 0:
                     # word dropout: the model must learn from context and casing, not only the word's identity
                     ids[drop_rng.random(ids.shape) < t.word_dropout] = unk
-                loss = train_step(
-                    params, ids, W.casing[idx], W.y[idx], lr=lr, activation=mc.activation, loss=loss_kind,
-                    pos_weight=t.pos_weight, lam=t.l2, train_E=cfg.embeddings.trainable,
-                    regularize_E=cfg.embeddings.regularize, momentum=t.momentum, velocity=velocity,
-                )
-                if not math.isfinite(loss):
+                with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported just below
+                    loss = train_step(
+                        params, ids, W.casing[idx], W.y[idx], lr=lr, activation=mc.activation, loss=loss_kind,
+                        pos_weight=t.pos_weight, lam=t.l2, train_E=cfg.embeddings.trainable,
+                        regularize_E=cfg.embeddings.regularize, momentum=t.momentum, velocity=velocity,
+                    )
+                if not math.isfinite(loss) or not _all_finite(params, ids):
+                    ck = run_dir / CHECKPOINT
+                    kept = (f"the last good checkpoint in {ck} was kept" if (ck / "state.json").is_file()
+                            else "no checkpoint had been written yet")
+                    what = f"loss became {loss}" if not math.isfinite(loss) else "a gradient became NaN or infinite"
                     raise TrainingError(
-                        f"loss became {loss} at epoch {epoch + 1}, step {state.step + 1} (train.lr = {lr:g}); "
-                        f"training stopped and the last good checkpoint in {run_dir / CHECKPOINT} was kept; "
-                        f"lower the learning rate (e.g. --set train.lr={lr / 10:g})"
+                        f"{what} at epoch {epoch + 1}, step {state.step + 1} (train.lr = {lr:g}); training stopped "
+                        f"and {kept}; lower the learning rate (e.g. --set train.lr={lr / 10:g})"
                     )
                 state.step += 1
                 state.batch = k + 1
@@ -444,6 +457,10 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
             state.done = state.epoch >= t.epochs
             write_metrics_csv(run_dir, state.history)
             write_checkpoint(run_dir, cfg, vocab, params, best, velocity, state, extra)
+    except Exception as e:
+        if created and not isinstance(e, Interrupted) and not (run_dir / CHECKPOINT).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # no half run directory: nothing in it can be resumed
+        raise
     finally:
         for sig, h in handlers.items():
             signal.signal(sig, h)
@@ -456,6 +473,12 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
     log(f"best epoch {state.best_epoch + 1}: dev LOC entity F1 {state.best_f1:.4f} "
         f"(threshold {state.threshold:.3f}); model in {run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
     return TrainResult(run_dir, state.best_epoch, state.best_f1, state.history, secs)
+
+
+def _all_finite(params: Params, ids: np.ndarray) -> bool:
+    """No NaN/Inf in W, b, u, c, C or the rows of E this batch changed (a bad gradient shows up here at once)."""
+    return all(np.isfinite(a).all() for a in (params.W, params.b, params.u, params.c, params.C, params.E[ids])
+               if a is not None)
 
 
 def _epoch_line(row: dict, improved: bool) -> str:

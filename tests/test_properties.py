@@ -7,8 +7,8 @@
   conlleval on arbitrary tag sequences, and the scheme definitions on valid ones.
 """
 
-import string
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,11 @@ PREFIXES = {"iob1": "BI", "iob2": "BI", "io": "I", "bioes": "BIES"}
 TYPES = ["LOC", "PER", "ORG"]
 
 
-def _scratch() -> Path:
-    # one file per example (pytest's tmp_path is shared by all examples of a test)
-    return Path(tempfile.mkdtemp(prefix="ner-prop-")) / "f.txt"
+@contextmanager
+def scratch_file():
+    """A fresh file path per example (pytest's tmp_path is shared by all examples of a test)."""
+    with tempfile.TemporaryDirectory(prefix="ner-prop-") as d:
+        yield Path(d) / "f.txt"
 
 
 # --- the reader never fails with anything but DataError ------------------------------------
@@ -41,14 +43,14 @@ conllish = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
 
 
 def _check_read(raw: bytes, scheme: str, strict: bool) -> None:
-    p = _scratch()
-    p.write_bytes(raw)
-    try:
-        sents = read_conll(p, scheme, strict=strict)
-    except DataError as e:
-        msg = str(e)
-        assert "\n" not in msg and msg.startswith(str(p)), msg  # one line, naming the file
-        return
+    with scratch_file() as p:
+        p.write_bytes(raw)
+        try:
+            sents = read_conll(p, scheme, strict=strict)
+        except DataError as e:
+            msg = str(e)
+            assert "\n" not in msg and msg.startswith(str(p)), msg  # one line, naming the file
+            return
     assert isinstance(sents, list) and sents
     for s in sents:
         assert isinstance(s, Sentence) and s.tokens and len(s.tokens) == len(s.tags)
@@ -83,9 +85,9 @@ def test_reader_on_random_unicode_text_returns_sentences_or_raises_data_error(te
 # --- write -> read round-trips --------------------------------------------------------------
 
 # A token is any non-empty text that str.split() keeps whole (no whitespace of any kind),
-# except the document marker.
+# except the document marker, NUL (the mark of a binary file) and a leading U+FEFF (a BOM).
 token = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6).filter(
-    lambda t: t.split() == [t] and t != "-DOCSTART-")
+    lambda t: t.split() == [t] and t != "-DOCSTART-" and "\x00" not in t and not t.startswith("\ufeff"))
 tag = st.one_of(st.just("O"), st.builds(lambda p, t: f"{p}-{t}", st.sampled_from("BIES"), st.sampled_from(TYPES)))
 
 
@@ -102,9 +104,9 @@ def sentences(draw):
 @FAST
 @given(sents=sentences())
 def test_write_then_read_round_trips_exactly(sents):
-    p = _scratch()
-    write_conll(p, [Sentence(tokens, tags) for tokens, tags in sents])
-    back = read_conll(p, "bioes")  # bioes has every prefix, so every tag written is legal
+    with scratch_file() as p:
+        write_conll(p, [Sentence(tokens, tags) for tokens, tags in sents])
+        back = read_conll(p, "bioes")  # bioes has every prefix, so every tag written is legal
     assert [(s.tokens, s.tags) for s in back] == sents
     # sentence k starts after the k earlier sentences and their blank lines
     lines = np.cumsum([0] + [len(t) + 1 for t, _ in sents])[:-1] + 1
@@ -112,7 +114,7 @@ def test_write_then_read_round_trips_exactly(sents):
     assert all(s.doc == 0 for s in back)
 
 
-@pytest.mark.parametrize("bad", ["", "New York", "a\tb", "-DOCSTART-", "x\u2028y"])
+@pytest.mark.parametrize("bad", ["", "New York", "a\tb", "-DOCSTART-", "x\u2028y", "a\x00", "\ufeffParis"])
 def test_write_conll_refuses_a_token_it_could_not_read_back(tmp_path, bad):
     with pytest.raises(ValueError, match="token"):
         write_conll(tmp_path / "out.txt", [Sentence(("Paris", bad), ("B-LOC", "O"))])

@@ -1,0 +1,416 @@
+"""Stage 11: explain one prediction -- the forward and backward pass on one word's window.
+
+    ner-window explain "museums in Paris are amazing" --word Paris [--label 1] [--format json]
+
+prints the lecture's worked example for a trained model and a real window:
+
+    forward    the window words and their vector norms, x, z = Wx + b, h = f(z), s, p
+    backward   δs = ∂J/∂s for the given label, then each node of the graph as
+               "upstream × local = downstream":
+                   s = uᵀh + c   δs  × ∂s/∂h = u        = ∂J/∂h = u δs
+                   h = f(z)      ∂J/∂h ∘ f'(z) (via h)  = δ = ∂J/∂z
+                   z = Wx + b    δ   × ∂z/∂x = W        = ∂J/∂x = Wᵀδ,  ∂J/∂W = δxᵀ,  ∂J/∂b = δ
+               and ∂J/∂x cut into one slice per window word
+    saliency   ‖∂s/∂x_i‖ per window position, and the change in p when that
+               word is replaced by <unk> (its casing class is kept, as word
+               dropout does in training)
+
+No maths is implemented here.  Every number comes from model.py's own
+functions -- gather, forward, probabilities, loss_and_delta_s, backward, and
+for the intermediate nodes the same affine_forward / affine_backward /
+DERIVATIVES that backward() is built from.  This module picks the window,
+arranges the numbers and prints them.  J is this one window's data loss (no
+L2 term), the loss the model was trained with ("ce" for multiclass models).
+
+Labels (``label``, ``--label``).  Binary models: 1 = location (the default) or
+0.  Multiclass models: an index into the model's classes, which are "O"
+followed by the entity types in alphabetical order, so the default 1 is the
+first entity class (LOC for CoNLL-2003); a class name ("PER") works too.  For
+multiclass models the saliency is that of the label's class: ∂s_k/∂x and p_k.
+
+The word is matched against the tokens of ``tokenize.tokenize(text)``:
+exactly first, then ignoring case.  If it occurs several times, the first
+occurrence is explained and the result says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .artifact import Model
+from .errors import DataError
+from .model import (
+    DERIVATIVES,
+    affine_backward,
+    affine_forward,
+    backward,
+    forward,
+    gather,
+    loss_and_delta_s,
+    probabilities,
+)
+from .tokenize import tokenize
+from .vocab import UNK_ID
+from .windows import CASING_CLASSES, make_windows
+
+N_FIRST = 5  # how many leading values a vector summary shows
+
+# How each formula reads, for the printout only (the numbers come from model.py).
+ACTIVATION_FORMULA = {"sigmoid": "σ(z)", "tanh": "tanh(z)", "relu": "max(z, 0)"}
+DERIVATIVE_FORMULA = {"sigmoid": "h(1 - h)", "tanh": "1 - h²", "relu": "[h > 0]"}
+DELTA_S_FORMULA = {"bce": "p - y", "squared": "2(p - y)·p(1 - p)", "ce": "p - y  (y one-hot)"}
+
+
+# ---------------------------------------------------------------------------
+# Picking the word and the label
+# ---------------------------------------------------------------------------
+
+
+def find_word(tokens: list[str], word: str) -> tuple[int, list[int], bool]:
+    """(index of the explained token, indices of all its occurrences, matched exactly?).
+
+    Exact matches win; without one, matches ignoring case.  DataError names the
+    word and lists the tokens when there is no match at all.
+    """
+    if not tokens:
+        raise DataError(f"the text has no tokens, so there is no window for {word!r}; give some text to explain")
+    exact = [i for i, t in enumerate(tokens) if t == word]
+    if exact:
+        return exact[0], exact, True
+    folded = word.casefold()
+    loose = [i for i, t in enumerate(tokens) if t.casefold() == folded]
+    if loose:
+        return loose[0], loose, False
+    listing = ", ".join(repr(t) for t in tokens[:40]) + (", ..." if len(tokens) > 40 else "")
+    raise DataError(f"--word {word!r} is not a token of the text; its tokens are {listing} "
+                    f"(give --word as one of them)")
+
+
+def label_index(model: Model, label: int | str) -> int:
+    """The class index of ``label``: an int (or digit string) index, or a class name such as "LOC"."""
+    classes = model.classes
+    if isinstance(label, str) and not label.strip().lstrip("-").isdigit():
+        if label in classes:
+            return classes.index(label)
+        raise DataError(f"--label {label!r} is not a class of this model; use one of "
+                        f"{', '.join(f'{i} ({c})' for i, c in enumerate(classes))}")
+    k = int(label)
+    if not 0 <= k < len(classes):
+        raise DataError(f"--label {k} is out of range: this {model.task} model takes "
+                        f"{', '.join(f'{i} ({c})' for i, c in enumerate(classes))}")
+    return k
+
+
+# ---------------------------------------------------------------------------
+# The explanation as data
+# ---------------------------------------------------------------------------
+
+
+def summarise(v: np.ndarray) -> dict:
+    """A vector or matrix in a few numbers: shape, norm (Frobenius for a matrix), min, max, first values."""
+    v = np.asarray(v)
+    flat = v.reshape(-1).astype(np.float64)
+    return {
+        "shape": list(v.shape),
+        "norm": float(np.linalg.norm(flat)),
+        "min": float(flat.min()) if flat.size else 0.0,
+        "max": float(flat.max()) if flat.size else 0.0,
+        "first": [float(a) for a in flat[:N_FIRST]] if v.ndim == 1 else [],
+    }
+
+
+def _scalar_or_list(a: np.ndarray) -> float | list[float]:
+    a = np.asarray(a, dtype=np.float64)
+    return float(a) if a.ndim == 0 else [float(x) for x in a]
+
+
+def forward_backward(model: Model, ids: np.ndarray, casing: np.ndarray, k: int) -> dict:
+    """Every node of one window's graph, from the model's own functions.
+
+    ids, casing: (1, w); k: the label (class index).  Returns arrays keyed by the
+    lecture's names: X (1, D), z and h (1, H), s and p (1,) or (1, n_classes),
+    J, delta_s, dh = ∂J/∂h (1, H), f_prime = f'(z) (1, H), delta = δ (H,),
+    dx = ∂J/∂x (1, D), and grads (backward()'s Grads, no L2 term).
+    """
+    params, act = model.params, model.activation
+    loss = "ce" if model.task == "multiclass" else model.config["train"]["loss"]
+    pos_weight = float(model.config["train"].get("pos_weight", 1.0))
+    X = gather(params, ids, casing)
+    # z again from affine_forward, because forward() turns z into h in place
+    z, _ = affine_forward(X, params.W, params.b)
+    s, cache = forward(params, X, act)
+    # B = 1: the batch mean of loss_and_delta_s is this window's own value
+    J, delta_s = loss_and_delta_s(s, np.array([k], dtype=np.int32), loss, pos_weight)
+    grads = backward(params, cache, delta_s, ids, casing, train_E=True, lam=0.0, regularize_E=False)
+    # node s = Uh + c:  ∂J/∂h = Uᵀδs, the first step of backward() through the same function
+    U = params.u.reshape(-1, params.hidden)  # (1, H) binary, (n_classes, H) multiclass
+    dh, _, _ = affine_backward(delta_s.reshape(1, -1), (cache.h, U))
+    # node h = f(z):  f'(z) written via h, from the model's table (multiplying δ = 1 leaves f'(z))
+    f_prime = DERIVATIVES[act](cache.h, np.ones_like(cache.h))
+    # node z = Wx + b:  for one window ∂J/∂b = δ (b enters z once and is not regularised);
+    # ∂J/∂x = Wᵀδ is kept per position here, where backward() scatters it into rows of E and C
+    delta = grads.db
+    dx, _, _ = affine_backward(delta.reshape(1, -1), (X, params.W))
+    return {"X": X, "z": z, "h": cache.h, "cache": cache, "s": s, "p": probabilities(s), "loss": loss, "J": J,
+            "delta_s": delta_s, "grads": grads, "dh": dh, "f_prime": f_prime, "delta": delta, "dx": dx}
+
+
+def saliency(model: Model, ids: np.ndarray, casing: np.ndarray, fb: dict, k: int) -> dict:
+    """∂s/∂x (1, D) and the scores when each window word in turn is <unk>.
+
+    ∂s/∂x is backward() with δs = 1 (multiclass: δs = one-hot k, so ∂s_k/∂x).
+    s_unk, p_unk: (w,) or (w, n_classes), row j with position j's word id set to
+    <unk> and its casing kept (as word dropout does in training).
+    """
+    params, act, w = model.params, model.activation, model.params.window
+    if model.task == "multiclass":
+        unit = np.eye(len(model.classes), dtype=fb["s"].dtype)[[k]]
+    else:
+        unit = np.ones_like(fb["delta_s"])
+    grads_s = backward(params, fb["cache"], unit, ids, casing, train_E=False, lam=0.0, regularize_E=False)
+    ds_dx, _, _ = affine_backward(grads_s.db.reshape(1, -1), (fb["X"], params.W))
+    swapped = np.repeat(ids, w, axis=0)
+    swapped[np.arange(w), np.arange(w)] = UNK_ID
+    s_unk, _ = forward(params, gather(params, swapped, np.repeat(casing, w, axis=0)), act)
+    return {"ds_dx": ds_dx, "s_unk": s_unk, "p_unk": probabilities(s_unk)}
+
+
+def explain(model: Model, text: str, word: str, label: int | str = 1) -> dict:
+    """Forward and backward pass of ``model`` on the window of ``word`` in ``text`` (a JSON-safe dict).
+
+    label: the gold label for the backward pass (see the module docstring).
+    """
+    params, vocab = model.params, model.vocab
+    multiclass = model.task == "multiclass"
+    classes = model.classes
+    k = label_index(model, label)
+    tokens = [t.text for t in tokenize(text)]
+    i, occurrences, exact = find_word(tokens, word)
+    m, w, d, d_c = model.radius, params.window, params.d, params.d_c
+    windows = make_windows([tokens], vocab, m)
+    ids, casing = windows.ids[i:i + 1], windows.casing[i:i + 1]  # (1, w)
+
+    fb = forward_backward(model, ids, casing, k)
+    sal = saliency(model, ids, casing, fb, k)
+    of_k = (lambda q: float(q[k])) if multiclass else float  # the output the saliency is about
+    s_ref, p_ref = of_k(fb["s"][0]), of_k(fb["p"][0])
+
+    x3, dx3, ds3 = (a.reshape(w, d + d_c) for a in (fb["X"], fb["dx"], sal["ds_dx"]))  # one row per position
+    rows = []
+    for j, o in enumerate(range(-m, m + 1)):
+        wid = int(ids[0, j])
+        inside = 0 <= i + o < len(tokens)  # else <s> / </s> padding
+        rows.append({
+            "offset": o,
+            "slot": "w0" if o == 0 else f"w{o:+d}",
+            "token": tokens[i + o] if inside else vocab.words[wid],
+            "in_sentence": inside,
+            "vocab_word": vocab.words[wid],
+            "id": wid,
+            "casing": CASING_CLASSES[int(casing[0, j])],
+            "e_norm": float(np.linalg.norm(x3[j, :d])),
+            "c_norm": float(np.linalg.norm(x3[j, d:])) if d_c else None,
+            "dJ_de_norm": float(np.linalg.norm(dx3[j, :d])),
+            "dJ_dc_norm": float(np.linalg.norm(dx3[j, d:])) if d_c else None,
+            "dJ_dx_norm": float(np.linalg.norm(dx3[j])),
+            "ds_dx_norm": float(np.linalg.norm(ds3[j])),
+            "s_unk": of_k(sal["s_unk"][j]) if inside else None,
+            "s_change": of_k(sal["s_unk"][j]) - s_ref if inside else None,
+            "p_unk": of_k(sal["p_unk"][j]) if inside else None,
+            "p_change": of_k(sal["p_unk"][j]) - p_ref if inside else None,
+        })
+
+    neighbours = [r for r in rows if r["offset"] != 0 and r["in_sentence"]]
+    top_grad = max(neighbours, key=lambda r: r["ds_dx_norm"], default=None)
+    # p saturates near 0 and 1 (float32 steps of 6e-8 there): ties in |Δp| go to the larger |Δs|
+    top_unk = max(neighbours, key=lambda r: (abs(r["p_change"]), abs(r["s_change"])), default=None)
+
+    p = fb["p"][0]
+    prediction = classes[int(np.argmax(p))] if multiclass else ("LOC" if p >= model.threshold else "O")
+    notes = []
+    if not exact:
+        notes.append(f"no exact match for {word!r}; matched {tokens[i]!r} ignoring case")
+    if len(occurrences) > 1:
+        notes.append(f"{tokens[i]!r} occurs {len(occurrences)} times "
+                     f"(tokens {', '.join(str(j + 1) for j in occurrences)}); explaining the first")
+    grads = fb["grads"]
+    return {
+        "text": text,
+        "word": word,
+        "token": tokens[i],
+        "token_index": i,
+        "occurrences": occurrences,
+        "tokens": tokens,
+        "notes": notes,
+        "model": {
+            "path": str(model.path), "task": model.task, "classes": classes, "radius": m, "window": w,
+            "d": d, "d_c": d_c, "D": int(params.W.shape[1]), "hidden": params.hidden, "activation": model.activation,
+            "loss": fb["loss"], "threshold": None if multiclass else model.threshold,
+        },
+        "window": rows,
+        "forward": {
+            "x": summarise(fb["X"][0]),
+            "z": summarise(fb["z"][0]),
+            "h": summarise(fb["h"][0]),
+            "s": _scalar_or_list(fb["s"][0]),
+            "p": _scalar_or_list(p),
+            "prediction": prediction,
+        },
+        "backward": {
+            "label": k,
+            "label_name": classes[k],
+            "y": [float(c == k) for c in range(len(classes))] if multiclass else float(k),
+            "J": float(fb["J"]),
+            "delta_s": _scalar_or_list(fb["delta_s"][0]),
+            "dJ_dh": summarise(fb["dh"][0]),
+            "f_prime": summarise(fb["f_prime"][0]),
+            "delta": summarise(fb["delta"]),
+            "dJ_dx": summarise(fb["dx"][0]),
+            "W": summarise(params.W),
+            "u": summarise(params.u),
+            "dW": summarise(grads.dW),
+            "db": summarise(grads.db),
+            "du": summarise(grads.du),
+            "dc": None if grads.dc is None else _scalar_or_list(grads.dc),
+        },
+        "saliency": {
+            "of": f"s[{k}] ({classes[k]})" if multiclass else "s",
+            "p_of": f"p[{k}] ({classes[k]})" if multiclass else "p",
+            "s": s_ref,
+            "p": p_ref,
+            "top_gradient": None if top_grad is None else top_grad["slot"],
+            "top_unk": None if top_unk is None else top_unk["slot"],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# The explanation as text
+# ---------------------------------------------------------------------------
+
+
+def _g(x: float | None) -> str:
+    """A number to 4 significant figures (parseable: plain ASCII minus)."""
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _p(x: float | None) -> str:
+    """A probability to 6 significant figures: a confident 0.99999 must not print as 1."""
+    return "-" if x is None else f"{x:.6g}"
+
+
+def _vec(v: dict) -> str:
+    """A vector summary on one line: (shape) ‖·‖ norm  min .. max  [first values, ...]."""
+    shape = "(" + ", ".join(map(str, v["shape"])) + ("," if len(v["shape"]) == 1 else "") + ")"
+    out = f"{shape:<10} ‖·‖ {_g(v['norm']):<9} min {_g(v['min']):<10} max {_g(v['max']):<10}"
+    if v["first"]:
+        more = ", ..." if v["shape"][0] > len(v["first"]) else ""
+        out += " [" + ", ".join(_g(a) for a in v["first"]) + more + "]"
+    return out.rstrip()
+
+
+def format_text(result: dict) -> str:
+    """The explanation as the lecture would write it on the board (see the module docstring)."""
+    mdl, fw, bw, sal = result["model"], result["forward"], result["backward"], result["saliency"]
+    multiclass = mdl["task"] == "multiclass"
+    act, loss = mdl["activation"], mdl["loss"]
+    m = mdl["radius"]
+    out = [f"Explaining {result['token']!r} (token {result['token_index'] + 1} of {len(result['tokens'])}) "
+           f"in: {result['text']}"]
+    out += [f"  note: {n}" for n in result["notes"]]
+    casing = f", casing vectors d_c = {mdl['d_c']}" if mdl["d_c"] else ""
+    out.append(f"model {mdl['path']}: {mdl['task']} ({', '.join(mdl['classes'])}), radius m = {m}, "
+               f"d = {mdl['d']}{casing}, D = {mdl['window']}·{mdl['d'] + mdl['d_c']} = {mdl['D']}, "
+               f"H = {mdl['hidden']}, f = {act}")
+
+    out += ["", "Forward pass"]
+    header = f"  {'slot':<5} {'token':<16} {'vocabulary word':<16} {'id':>7}  {'casing':<6} {'‖e‖':>8}"
+    out.append(header + (f" {'‖c‖':>8}" if mdl["d_c"] else ""))
+    for r in result["window"]:
+        line = (f"  {r['slot']:<5} {r['token']:<16} {r['vocab_word']:<16} {r['id']:>7}  {r['casing']:<6} "
+                f"{_g(r['e_norm']):>8}")
+        out.append(line + (f" {_g(r['c_norm']):>8}" if mdl["d_c"] else ""))
+    part = "e({w}); c({w})" if mdl["d_c"] else "e({w})"
+    ends = [part.format(w=r["slot"]) for r in (result["window"][0], result["window"][-1])]
+    x_formula = "[" + (ends[0] if m == 0 else f"{ends[0]}; ...; {ends[1]}") + "]"
+    out.append(f"  {'x = ' + x_formula:<44} {_vec(fw['x'])}")
+    out.append(f"  {'z = W x + b':<44} {_vec(fw['z'])}")
+    out.append(f"  {'h = f(z) = ' + ACTIVATION_FORMULA[act]:<44} {_vec(fw['h'])}")
+    if multiclass:
+        out.append("  s = U h + c,  p = softmax(s):")
+        out.append(f"    {'k':>2}  {'class':<6} {'s_k':>9} {'p_k':>11} {'y_k':>4} {'δs_k':>10}")
+        for c, name in enumerate(mdl["classes"]):
+            mark = "  <- label" if c == bw["label"] else ""
+            out.append(f"    {c:>2}  {name:<6} {_g(fw['s'][c]):>9} {_p(fw['p'][c]):>11} {bw['y'][c]:>4.0f} "
+                       f"{_g(bw['delta_s'][c]):>10}{mark}")
+        out.append(f"  prediction: {fw['prediction']} (argmax p)")
+    else:
+        out.append(f"  {'s = uᵀh + c':<44} s = {_g(fw['s'])}")
+        out.append(f"  {'p = σ(s)':<44} p = {_p(fw['p'])}  -> {fw['prediction']} "
+                   f"(threshold {_g(mdl['threshold'])})")
+
+    y_text = f"y = one-hot({bw['label']})" if multiclass else f"y = {bw['label']}"
+    out += ["", f"Backward pass, label {bw['label']} ({bw['label_name']}): {y_text}, loss {loss}, "
+                f"J = {_g(bw['J'])}  (this window's data loss, no L2 term)"]
+    if multiclass:
+        out.append(f"  δs = ∂J/∂s = {DELTA_S_FORMULA[loss]} = [" + ", ".join(_g(a) for a in bw["delta_s"]) + "]")
+    else:
+        out.append(f"  δs = ∂J/∂s = {DELTA_S_FORMULA[loss]} = {_g(bw['delta_s'])}")
+    up_s = "δs" if not multiclass else "δs (n_classes,)"
+    s_node = "s = U h + c" if multiclass else "s = uᵀh + c"
+    local_s = "∂s/∂h = U" if multiclass else "∂s/∂h = u"
+    down_s = "∂J/∂h = Uᵀδs" if multiclass else "∂J/∂h = u δs"
+    delta_s_text = ("[" + ", ".join(_g(a) for a in bw["delta_s"]) + "]") if multiclass else _g(bw["delta_s"])
+    nodes = [
+        (f"node {s_node}", [
+            ("upstream", up_s, delta_s_text),
+            ("local", local_s, _vec(bw["u"])),
+            ("downstream", down_s, _vec(bw["dJ_dh"])),
+        ], [(("∂J/∂U = δs hᵀ" if multiclass else "∂J/∂u = δs h"), _vec(bw["du"])),
+            ("∂J/∂c = δs", "-" if bw["dc"] is None else
+             (("[" + ", ".join(_g(a) for a in bw["dc"]) + "]") if multiclass else _g(bw["dc"])))]),
+        (f"node h = f(z) = {ACTIVATION_FORMULA[act]}   (elementwise: the local Jacobian is diagonal)", [
+            ("upstream", "∂J/∂h", _vec(bw["dJ_dh"])),
+            ("local", f"f'(z) = {DERIVATIVE_FORMULA[act]}", _vec(bw["f_prime"])),
+            ("downstream", "δ = ∂J/∂z = ∂J/∂h ∘ f'(z)", _vec(bw["delta"])),
+        ], []),
+        ("node z = W x + b", [
+            ("upstream", "δ", _vec(bw["delta"])),
+            ("local", "∂z/∂x = W", _vec(bw["W"])),
+            ("downstream", "∂J/∂x = Wᵀδ", _vec(bw["dJ_dx"])),
+        ], [("∂J/∂W = δ xᵀ", _vec(bw["dW"])), ("∂J/∂b = δ", _vec(bw["db"]))]),
+    ]
+    for title, steps, extra in nodes:
+        out.append(f"  {title}")
+        for role, name, value in steps:
+            out.append(f"    {role:<11}{name:<28} {value}")
+        for name, value in extra:
+            out.append(f"    {'and':<11}{name:<28} {value}")
+    rows_of = "E and casing row of C" if mdl["d_c"] else "E"
+    out.append(f"  ∂J/∂x per window word (each slice is added to the word's row of {rows_of}):")
+    out.append(f"    {'slot':<5} {'token':<16} {'‖∂J/∂e‖':>10}" + (f" {'‖∂J/∂c‖':>10}" if mdl["d_c"] else ""))
+    for r in result["window"]:
+        line = f"    {r['slot']:<5} {r['token']:<16} {_g(r['dJ_de_norm']):>10}"
+        out.append(line + (f" {_g(r['dJ_dc_norm']):>10}" if mdl["d_c"] else ""))
+
+    s_name, p_name = sal["of"], sal["p_of"]
+    out += ["", f"Saliency: which window word moves {s_name} most ({s_name} = {_g(sal['s'])}, "
+                f"{p_name} = {_p(sal['p'])});",
+            "  the gradient of the score, and the change when the word is replaced by <unk> (casing kept)"]
+    out.append(f"    {'slot':<5} {'token':<16} {'‖∂s/∂x_i‖':>10} {'s with <unk>':>13} {'Δs':>10} "
+               f"{'p with <unk>':>13} {'Δp':>11}")
+    for r in result["window"]:
+        if r["in_sentence"]:
+            unk = f"{_g(r['s_unk']):>13} {r['s_change']:>+10.4g} {_p(r['p_unk']):>13} {r['p_change']:>+11.4g}"
+        else:
+            unk = f"{'(padding)':>13}"
+        out.append(f"    {r['slot']:<5} {r['token']:<16} {_g(r['ds_dx_norm']):>10} {unk}")
+    by_slot = {r["slot"]: r for r in result["window"]}
+    if sal["top_gradient"] is None:
+        out.append("  the word has no neighbours inside the sentence (only padding)")
+    else:
+        g, u = by_slot[sal["top_gradient"]], by_slot[sal["top_unk"]]
+        out.append(f"  largest gradient: {g['token']!r} ({g['slot']}), ‖∂s/∂x‖ = {_g(g['ds_dx_norm'])}; "
+                   f"largest effect of <unk>: {u['token']!r} ({u['slot']}), {p_name} {_p(sal['p'])} -> "
+                   f"{_p(u['p_unk'])} ({u['p_change']:+.4g})")
+    return "\n".join(out)

@@ -1,0 +1,340 @@
+"""Ablations of the CoNLL-2003 window classifier on dev (issue 6).
+
+    python scripts/ablate.py --train PATH --dev PATH [--seeds 0 1 2] [--only NAME ...] --out DIR
+
+Every variant is the chosen config (``configs/conll2003.yaml``) with a few
+``--set`` overrides, trained through the Python API (``load_config`` +
+``train``), once per seed.  For each run the best dev epoch's figures come from
+the TrainResult (the same row as in metrics.csv):
+
+* dev LOC entity and token precision / recall / F1 at the threshold tuned on dev;
+* time to the best epoch: wall-clock seconds from the call to ``train`` to the
+  moment that epoch was scored and saved (loading GloVe, building windows,
+  training and dev scoring included);
+* the **unseen-word slice**: dev words whose lowercased form never occurs in the
+  training file.  Entity level: the recall of the dev LOC entities none of
+  whose tokens occur in training (the model can only find them from context,
+  casing and the pretrained vector).  Token level: LOC precision / recall / F1
+  over the unseen tokens only.
+
+Writes, in DIR: ``runs/<variant>/seed-<s>/`` (each run; ``result.json`` there
+lets an interrupted ablation continue where it stopped), ``ablations.json``
+(every run and the mean / s.d. over seeds), ``ablations.md`` (the Markdown
+table of BENCHMARKS.md) and ``learning_curves.png`` (dev F1 and losses per
+epoch of the chosen config, one line per seed).
+
+Runs are sequential: one training process at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+try:
+    from ner_window import metrics
+    from ner_window import train as train_module
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from ner_window import metrics
+    from ner_window import train as train_module
+from ner_window.artifact import load_model
+from ner_window.conll import read_conll
+from ner_window.config import load_config
+from ner_window.errors import NerWindowError
+from ner_window.evaluate import predict_labels
+from ner_window.windows import labelled_data
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "conll2003.yaml"
+CHOSEN = "chosen"
+
+# name -> (what changes, --set overrides of the chosen config).  One knob at a time.
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    CHOSEN: ("configs/conll2003.yaml as it is", []),
+    "random-init": ("random E instead of GloVe (training words only)", ["embeddings.source=random"]),
+    "frozen": ("GloVe frozen (E not trained)", ["embeddings.trainable=false"]),
+    "fine-tuned": ("GloVe fine-tuned through dJ/dx", ["embeddings.trainable=true"]),
+    "no-casing": ("no casing vectors C", ["model.casing=false"]),
+    "no-word-dropout": ("word dropout 0", ["train.word_dropout=0"]),
+    "word-dropout-0.1": ("word dropout 0.1", ["train.word_dropout=0.1"]),
+    "word-dropout-0.3": ("word dropout 0.3", ["train.word_dropout=0.3"]),
+    "radius-1": ("radius 1 (3-word windows)", ["model.radius=1"]),
+    "radius-2": ("radius 2 (5-word windows)", ["model.radius=2"]),
+    "radius-3": ("radius 3 (7-word windows)", ["model.radius=3"]),
+    "sigmoid": ("f = sigmoid", ["model.activation=sigmoid"]),
+    "tanh": ("f = tanh", ["model.activation=tanh"]),
+    "relu": ("f = relu", ["model.activation=relu"]),
+    "squared-loss": ("squared error (p - y)^2 instead of cross-entropy", ["train.loss=squared"]),
+    "hidden-100": ("H = 100", ["model.hidden=100"]),
+    "hidden-300": ("H = 300", ["model.hidden=300"]),
+    "multiclass": ("5-class softmax (O, LOC, MISC, ORG, PER), LOC scored", ["model.task=multiclass"]),
+}
+
+
+def variant_overrides(name: str) -> list[str]:
+    if name not in VARIANTS:
+        raise SystemExit(f"ablate.py: unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    return VARIANTS[name][1]
+
+
+def is_noop(name: str, config: Path = CONFIG) -> bool:
+    """True when a variant's overrides leave the chosen config unchanged (it would duplicate `chosen`)."""
+    if name == CHOSEN:
+        return False
+    return load_config(config, variant_overrides(name)) == load_config(config)
+
+
+# --- the unseen-word slice --------------------------------------------------------
+
+
+def training_words(train_path: str | Path, scheme: str) -> set[str]:
+    """Every lowercased token of the training file."""
+    return {token.lower() for s in read_conll(train_path, scheme) for token in s.tokens}
+
+
+def unseen_slice(tokens: list[tuple[str, ...]], gold_spans: list[list[tuple[int, int]]], is_loc: np.ndarray,
+                 y_loc: np.ndarray, seen: set[str]) -> dict:
+    """LOC scores restricted to words never seen in training.
+
+    tokens[s]     : the tokens of sentence s;  gold_spans[s]: its gold LOC spans (start, end)
+    is_loc, y_loc : (N,) predicted / gold LOC per token, flat over the sentences
+    seen          : lowercased training words
+
+    entity: gold entities none of whose tokens are in ``seen``; recall = the share
+            predicted exactly (the same span, nothing more, nothing less).
+    token : LOC P/R/F1 over the tokens not in ``seen`` (support = gold LOC tokens there).
+    """
+    unseen = np.array([t.lower() not in seen for sent in tokens for t in sent], dtype=bool)
+    is_loc = np.asarray(is_loc, dtype=bool)
+    offsets = np.cumsum([0] + [len(sent) for sent in tokens])
+    n_gold = n_found = 0
+    for s, spans in enumerate(gold_spans):
+        a0 = offsets[s]
+        pred = set(metrics.predicted_spans(is_loc[a0:offsets[s + 1]]))
+        for a, b in spans:
+            if unseen[a0 + a:a0 + b].all():
+                n_gold += 1
+                n_found += (a, b) in pred
+    token = metrics.token_prf(np.asarray(y_loc)[unseen], is_loc[unseen])
+    return {"entity_recall": n_found / n_gold if n_gold else 0.0, "entity_support": n_gold,
+            "entity_found": n_found, "token": token, "unseen_tokens": int(unseen.sum())}
+
+
+def model_slice(run_dir: Path, dev_path: str | Path, seen: set[str]) -> dict:
+    """The unseen-word slice of the best model saved in ``run_dir`` on the dev file."""
+    model = load_model(run_dir)
+    cfg = model.config
+    sentences = read_conll(dev_path, cfg["data"]["scheme"])
+    data = labelled_data(sentences, model.vocab, model.radius, model.classes, cfg["data"]["location_types"])
+    pred, _ = predict_labels(model, data)
+    loc = model.classes.index("LOC")
+    return unseen_slice(data.tokens, metrics.spans_of_type(data.spans, "LOC"), pred == loc,
+                        data.windows.y == loc, seen)
+
+
+# --- one run ----------------------------------------------------------------------
+
+
+def run_one(name: str, seed: int, train_path: str, dev_path: str, out: Path, seen: set[str],
+            config: Path = CONFIG, extra: list[str] = (), keep_model: bool = False, log=print) -> dict:
+    """Train variant ``name`` with ``seed``; its best-epoch dev figures and unseen-word slice (a dict).
+
+    A finished run (``result.json`` present) is read back instead of trained again.
+    """
+    run_dir = out / "runs" / name / f"seed-{seed}"
+    done = run_dir / "result.json"
+    # extra first: a variant's own overrides win over an exploration's --set
+    overrides = [*extra, *variant_overrides(name), f"train.seed={seed}",
+                 f"data.train={train_path}", f"data.dev={dev_path}", "data.test=null"]
+    cfg = load_config(config, overrides)
+    if done.is_file():
+        previous = json.loads(done.read_text(encoding="utf-8"))
+        if previous.get("config") == cfg.to_dict():
+            return previous
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # unfinished, or trained with another config: start it again
+    stamps: list[float] = []
+
+    def record(line: str) -> None:
+        if line.startswith("epoch "):
+            stamps.append(time.perf_counter())  # logged once the epoch is scored on dev (and saved if best)
+        log(f"  [{name} seed {seed}] {line}")
+
+    t0 = time.perf_counter()
+    # an ablation of 50 runs must not move runs/latest (the user's default model for `predict`)
+    with mock.patch.object(train_module, "point_latest", lambda run_dir: None):
+        result = train_module.train(cfg, out_dir=run_dir, log=record)
+    best = result.history[result.best_epoch]
+    record_ = {
+        "variant": name, "seed": seed, "overrides": [*extra, *variant_overrides(name)], "config": cfg.to_dict(),
+        "best_epoch": result.best_epoch + 1, "epochs_run": len(result.history),
+        "time_to_best": stamps[result.best_epoch] - t0, "time_total": result.seconds,
+        "entity": {k: best[f"entity_{k}"] for k in ("precision", "recall", "f1")},
+        "token": {k: best[f"token_{k}"] for k in ("precision", "recall", "f1")},
+        "threshold": best["threshold"],
+        "unseen": model_slice(run_dir, dev_path, seen),
+        "history": result.history,
+    }
+    shutil.rmtree(run_dir / train_module.CHECKPOINT, ignore_errors=True)  # ~3 copies of E per run
+    if not keep_model:
+        shutil.rmtree(run_dir / "model", ignore_errors=True)
+    done.write_text(json.dumps(record_, indent=1), encoding="utf-8")
+    return record_
+
+
+# --- tables -----------------------------------------------------------------------
+
+FIELDS = {
+    "entity P": ("entity", "precision"), "entity R": ("entity", "recall"), "entity F1": ("entity", "f1"),
+    "token P": ("token", "precision"), "token R": ("token", "recall"), "token F1": ("token", "f1"),
+}
+
+
+def _get(run: dict, column: str) -> float:
+    if column in FIELDS:
+        a, b = FIELDS[column]
+        return run[a][b]
+    if column == "unseen entity R":
+        return run["unseen"]["entity_recall"]
+    if column == "unseen token F1":
+        return run["unseen"]["token"]["f1"]
+    if column == "best epoch":
+        return run["best_epoch"]
+    if column == "time to best (s)":
+        return run["time_to_best"]
+    raise KeyError(column)
+
+
+COLUMNS = [*FIELDS, "unseen entity R", "unseen token F1", "best epoch", "time to best (s)"]
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean, s.d. (ddof=1; 0 for one seed), min and max over seeds of every column."""
+    out = {}
+    for column in COLUMNS:
+        values = [_get(r, column) for r in runs]
+        out[column] = {"mean": statistics.fmean(values),
+                       "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                       "min": min(values), "max": max(values), "values": values}
+    return out
+
+
+def markdown_table(summaries: dict[str, dict], n_seeds: dict[str, int]) -> str:
+    """One row per variant: mean ± s.d. over seeds (F1s as percentages, times in seconds)."""
+    head = ["variant", "change", "seeds", *COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for name, summary in summaries.items():
+        cells = [f"`{name}`", VARIANTS[name][0], str(n_seeds[name])]
+        for column in COLUMNS:
+            m, sd = summary[column]["mean"], summary[column]["sd"]
+            if column == "best epoch":
+                cells.append(f"{m:.1f}")
+            elif column == "time to best (s)":
+                cells.append(f"{m:.0f} ± {sd:.0f}")
+            else:
+                cells.append(f"{100 * m:.1f} ± {100 * sd:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_learning_curves(runs: list[dict], path: Path) -> Path | None:
+    """Dev LOC entity/token F1 and train/dev loss per epoch, one line per seed (None without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, run in enumerate(runs):
+        h = run["history"]
+        ep = [r["epoch"] for r in h]
+        color = f"C{i}"
+        a1.plot(ep, [r["entity_f1"] for r in h], "o-", color=color, label=f"seed {run['seed']} entity F1")
+        a1.plot(ep, [r["token_f1"] for r in h], "s--", color=color, alpha=0.6, label=f"seed {run['seed']} token F1")
+        a1.axvline(run["best_epoch"], color=color, lw=0.8, ls=":")
+        a2.plot(ep, [r["train_loss"] for r in h], "o-", color=color, label=f"seed {run['seed']} train")
+        a2.plot(ep, [r["dev_loss"] for r in h], "s--", color=color, alpha=0.6, label=f"seed {run['seed']} dev")
+    a1.set_xlabel("epoch"), a1.set_ylabel("dev LOC F1"), a1.legend(fontsize=7), a1.grid(alpha=0.3)
+    a2.set_xlabel("epoch"), a2.set_ylabel("loss"), a2.legend(fontsize=7), a2.grid(alpha=0.3)
+    fig.suptitle("configs/conll2003.yaml on CoNLL-2003 dev (dotted: best epoch)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --- main -------------------------------------------------------------------------
+
+
+def default_variants(config: Path = CONFIG) -> list[str]:
+    """Every variant except those identical to the chosen config (e.g. `tanh` when f is tanh)."""
+    return [name for name in VARIANTS if not is_noop(name, config)]
+
+
+def ablate(train_path: str, dev_path: str, out: Path, seeds: list[int], names: list[str],
+           config: Path = CONFIG, extra: list[str] = (), log=print) -> dict:
+    """Run every (variant, seed), sequentially; write ablations.json/.md and learning_curves.png into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    scheme = load_config(config).data.scheme
+    seen = training_words(train_path, scheme)
+    runs: dict[str, list[dict]] = {}
+    for name in names:
+        for seed in seeds:
+            run = run_one(name, seed, train_path, dev_path, out, seen, config, extra,
+                          keep_model=(name == CHOSEN), log=log)
+            runs.setdefault(name, []).append(run)
+            log(f"{name} seed {seed}: entity F1 {run['entity']['f1']:.4f} token F1 {run['token']['f1']:.4f} "
+                f"unseen entity R {run['unseen']['entity_recall']:.3f} "
+                f"best epoch {run['best_epoch']} at {run['time_to_best']:.0f} s")
+    summaries = {name: summarise(r) for name, r in runs.items()}
+    doc = {"config": str(config), "train": str(train_path), "dev": str(dev_path), "seeds": seeds,
+           "extra_overrides": list(extra), "summaries": summaries,
+           "runs": {name: [{k: v for k, v in r.items() if k not in ("history", "config")} for r in rs] for name, rs in runs.items()}}
+    (out / "ablations.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    table = markdown_table(summaries, {name: len(r) for name, r in runs.items()})
+    (out / "ablations.md").write_text(table, encoding="utf-8")
+    if CHOSEN in runs:
+        plot_learning_curves(runs[CHOSEN], out / "learning_curves.png")
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", required=True, help="training file (CoNLL-2003 train.txt)")
+    parser.add_argument("--dev", required=True, help="dev file (CoNLL-2003 dev.txt / eng.testa)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"variants to run (default: all that differ "
+                        f"from the chosen config); known: {', '.join(VARIANTS)}")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the chosen config (default %(default)s)")
+    parser.add_argument("--set", dest="extra", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="extra override for every variant (exploration; the table notes none)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    args = parser.parse_args(argv)
+    try:
+        names = args.only or default_variants(args.config)
+        for name in names:
+            variant_overrides(name)
+        doc = ablate(args.train, args.dev, args.out, args.seeds, names, args.config, args.extra)
+    except NerWindowError as e:
+        print(f"ablate.py: {e}", file=sys.stderr)
+        return 2
+    print((args.out / "ablations.md").read_text(encoding="utf-8"), end="")
+    print(f"wrote {args.out / 'ablations.json'}, {args.out / 'ablations.md'}"
+          + (f", {args.out / 'learning_curves.png'}" if CHOSEN in doc["runs"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
