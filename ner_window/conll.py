@@ -250,7 +250,7 @@ def _read(path: str | os.PathLike, scheme: str, strict: bool) -> tuple[list[Sent
             allowed = "O or " + "/".join(f"{c}-TYPE" for c in (PREFIXES.get(scheme, "BIES")))
             raise DataError(
                 f"{p}:{n}: unknown tag {tag[:40]!r} for scheme {scheme}; expected {allowed} "
-                f"(set data.scheme if the file uses another scheme)"
+                f"(if the file uses another scheme, set data.scheme in the config or pass --scheme)"
             )
         if not tokens:
             first_line = n

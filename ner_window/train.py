@@ -174,7 +174,14 @@ def write_checkpoint(run_dir: Path, cfg: Config, vocab: Vocab, params: Params, b
 
 
 def read_checkpoint(run_dir: Path):
+    """(config, state document, params, best params, velocity) from ``run_dir/checkpoint``."""
     ck = Path(run_dir) / CHECKPOINT
+    if not ck.exists():
+        # write_dir_atomic swaps directories with two renames; a hard kill between them leaves
+        # the previous, complete checkpoint as .checkpoint.old-PID: resume from that one
+        stale = sorted(Path(run_dir).glob(f".{CHECKPOINT}.old-*"), key=lambda p: p.stat().st_mtime)
+        if stale and (stale[-1] / "state.json").is_file():
+            ck = stale[-1]
     if not (ck / "state.json").is_file():
         raise ConfigError(f"{run_dir}: no checkpoint to resume from ({ck / 'state.json'} is missing); "
                           f"start a new run with --config")

@@ -120,7 +120,8 @@ def test_bad_data_file_in_evaluate_leaves_no_predictions_file(tmp_path, model_di
 def test_bad_data_file_in_train_leaves_no_run_directory(tmp_path, case):
     content, message = BAD_DATA[case]
     f = write(tmp_path / "bad.txt", content)
-    r = run("train", "--config", TINY, "--out", tmp_path / "run", "--set", f"data.train={f}", "--set", "data.scheme=iob2")
+    r = run("train", "--config", TINY, "--out", tmp_path / "run", "--set", f"data.train={f}",
+            "--set", "data.scheme=iob2")
     assert_user_error(r, "bad.txt", message)
     assert not (tmp_path / "run").exists()
 
@@ -207,6 +208,8 @@ BAD_CONFIGS = {
     "zero_learning_rate": ("train:\n  lr: 0\n", ["train.lr", "must be > 0"]),
     "negative_learning_rate": ("train:\n  lr: -0.5\n", ["train.lr", "must be > 0"]),
     "negative_radius": ("model:\n  radius: -1\n", ["model.radius", "must be >= 0"]),
+    "nan_learning_rate": ("train:\n  lr: .nan\n", ["train.lr", "must be a finite number"]),
+    "infinite_l2": ("train:\n  l2: .inf\n", ["train.l2", "must be a finite number"]),
     "not_a_mapping": ("- data\n- train\n", ["c.yaml", "must be a YAML mapping"]),
     "a_scalar": ("just text\n", ["c.yaml", "must be a YAML mapping"]),
     "section_not_a_mapping": ("train: 3\n", ["c.yaml", "section 'train' must be a mapping"]),
@@ -246,6 +249,14 @@ def test_run_directory_that_cannot_be_created(tmp_path):
     r = run("train", "--config", TINY, "--out", f / "run", "--set", "embeddings.source=random",
             "--set", "embeddings.dim=8")
     assert_user_error(r, "--out", "a_file", "cannot create the run directory")
+
+
+def test_e_notation_is_a_number_although_yaml_1_1_reads_it_as_text(tmp_path):
+    # PyYAML (YAML 1.1) turns 1e-3 and 1.0e6 into strings; a learning rate is still a number
+    c = write(tmp_path / "c.yaml", "train:\n  lr: 1e-3\n  l2: 1.0e6\n")
+    cfg = load_config(c, ["train.pos_weight=2E+1"])
+    assert (cfg.train.lr, cfg.train.l2, cfg.train.pos_weight) == (1e-3, 1e6, 20.0)
+    assert_user_error(run("train", "--config", c, "--set", "train.lr=1e"), "train.lr", "must be float")
 
 
 def test_missing_config_file(tmp_path):
@@ -389,7 +400,8 @@ def test_file_of_odd_lines_gives_one_output_per_line(tmp_path, model_dir):
     assert [t["text"] for t in docs[4]["tokens"]] == ["Rome", "Milan"]
     r = run("predict", "--model", model_dir, input="")  # empty stdin: nothing to tag, not an error
     assert r.exit_code == 0 and r.stdout == ""
-    r = run("predict", "--model", model_dir, "--format", "jsonl", input=b"caf\xe9 in Paris\r\n\x00\n")  # Latin-1 on stdin
+    # Latin-1 on stdin
+    r = run("predict", "--model", model_dir, "--format", "jsonl", input=b"caf\xe9 in Paris\r\n\x00\n")
     assert r.exit_code == 0, (r.output, r.exception)
     assert [json.loads(line)["text"] for line in r.stdout.splitlines()] == ["caf\ufffd in Paris", "\x00"]
 

@@ -183,3 +183,13 @@ def test_train_cli_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "train.lr" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["train", "--config", str(TINY), "--set", "data.train=/nope.txt"])
     assert r.exit_code == 2 and "data.train" in r.output
+
+
+def test_resume_survives_a_kill_between_the_two_checkpoint_renames(run_dir, tmp_path):
+    # write_dir_atomic moves the old checkpoint aside, then the new one in; a hard kill between
+    # the two renames leaves only .checkpoint.old-PID: resume must use that complete copy
+    copy = tmp_path / "killed"
+    shutil.copytree(run_dir, copy)
+    os.replace(copy / "checkpoint", copy / ".checkpoint.old-12345")
+    res = train(resume=copy, log=lambda s: None)
+    assert len(res.history) == 3
