@@ -188,7 +188,7 @@ def _params_from_arrays(arrays: dict, meta: dict, n_words: int, where: Path) -> 
     for name in ("E", "W", "b", "u"):
         if name not in arrays:
             raise ModelError(f"{where}: array {name!r} is missing; retrain the model")
-    E, W = arrays["E"], arrays["W"]
+    E = arrays["E"]
     d = E.shape[1] if E.ndim == 2 else -1
     d_c = arrays["C"].shape[1] if "C" in arrays and arrays["C"].ndim == 2 else 0
     expected = {

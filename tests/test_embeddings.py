@@ -22,7 +22,7 @@ from ner_window.embeddings import (
     prepare_embeddings,
 )
 from ner_window.errors import ConfigError, DataError
-from ner_window.vocab import BOS, EOS, UNK, Vocab, build_vocab
+from ner_window.vocab import BOS, EOS, UNK, Vocab
 
 # Five 3-d vectors, exact in float32, written to disk by the tests in three formats.
 WORDS = ["the", "paris", "0000", "new", "york"]

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from ner_window.config import load_config
 from ner_window.evaluate import evaluate_file
 from ner_window.train import train
 
@@ -21,16 +20,8 @@ DEV = ROOT / "data" / "dev.txt"
 TEST = ROOT / "data" / "test.txt"
 
 
-def tiny_config(*sets):
-    cfg = load_config(ROOT / "configs" / "tiny.yaml", list(sets))
-    cfg.data.train = str(ROOT / cfg.data.train)
-    cfg.data.dev = str(ROOT / cfg.data.dev)
-    cfg.data.test = str(ROOT / cfg.data.test)
-    return cfg
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, tiny_config):
     root = tmp_path_factory.mktemp("evaluate-script")
     train(tiny_config("train.epochs=2"), out_dir=root / "binary", log=lambda s: None)
     train(tiny_config("train.epochs=1", "model.task=multiclass"), out_dir=root / "multiclass", log=lambda s: None)

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 from ner_window.artifact import load_model
 from ner_window.cli import cli
-from ner_window.config import load_config
 from ner_window.conll import entity_spans, read_conll
 from ner_window.evaluate import evaluate_file
 from ner_window.explain import explain
@@ -30,17 +29,8 @@ DEV = ROOT / "data" / "dev.txt"
 TYPES = ["LOC", "MISC", "ORG", "PER"]
 
 
-def tiny_config(*sets):
-    cfg = load_config(TINY, list(sets))
-    # data paths in configs are relative to the project root
-    cfg.data.train = str(ROOT / cfg.data.train)
-    cfg.data.dev = str(ROOT / cfg.data.dev)
-    cfg.data.test = str(ROOT / cfg.data.test)
-    return cfg
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_config):
     """A tiny multiclass model and, for comparing report shapes, a tiny binary one (same data, seed)."""
     root = tmp_path_factory.mktemp("multiclass")
     train(tiny_config("model.task=multiclass"), out_dir=root / "mc", log=lambda s: None)

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from ner_window.artifact import load_model
 from ner_window.cli import cli
-from ner_window.config import load_config
 from ner_window.conll import entity_spans
 from ner_window.evaluate import evaluate_file
 from ner_window.tagger import Tagger, format_tagged
@@ -22,18 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
 
 
-def tiny_config(**overrides):
-    sets = [f"{k}={v}" for k, v in overrides.items()]
-    cfg = load_config(TINY, sets)
-    # data paths in configs are relative to the project root
-    cfg.data.train = str(ROOT / cfg.data.train)
-    cfg.data.dev = str(ROOT / cfg.data.dev)
-    cfg.data.test = str(ROOT / cfg.data.test)
-    return cfg
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("run") / "tiny"
     train(tiny_config(), out_dir=out, log=lambda s: None)
     return out
@@ -160,12 +149,12 @@ def test_resume_after_finish_and_continue_with_more_epochs(run_dir, tmp_path):
     assert res.history and len(res.history) == 3
 
 
-def test_resume_mid_run_equals_uninterrupted(tmp_path):
+def test_resume_mid_run_equals_uninterrupted(tmp_path, tiny_config):
     """Stop after epoch 1 (as a checkpoint would), resume, and compare with an uninterrupted run."""
     full = tmp_path / "full"
-    train(tiny_config(**{"train.epochs": 2, "train.patience": 5}), out_dir=full, log=lambda s: None)
+    train(tiny_config("train.epochs=2", "train.patience=5"), out_dir=full, log=lambda s: None)
     part = tmp_path / "part"
-    train(tiny_config(**{"train.epochs": 1, "train.patience": 5}), out_dir=part, log=lambda s: None)
+    train(tiny_config("train.epochs=1", "train.patience=5"), out_dir=part, log=lambda s: None)
     # pretend the run was configured for 2 epochs and stopped after the first
     state = json.loads((part / "checkpoint" / "state.json").read_text())
     state["config"]["train"]["epochs"] = 2
