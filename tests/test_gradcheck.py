@@ -12,7 +12,15 @@ import pytest
 
 from ner_window import gradcheck, model
 from ner_window.errors import ConfigError
-from ner_window.gradcheck import THRESHOLD, check_gradients, format_text, make_check_case, numerical_gradient, relative_error, run_gradcheck
+from ner_window.gradcheck import (
+    THRESHOLD,
+    check_gradients,
+    format_text,
+    make_check_case,
+    numerical_gradient,
+    relative_error,
+    run_gradcheck,
+)
 
 
 def test_centred_difference_on_the_lecture_example():
@@ -36,7 +44,8 @@ def test_relative_error_definition():
 def test_binary_gradients(activation, loss, casing, output_bias, train_E):
     params, ids, cas, y = make_check_case("binary", seed=1, casing=casing, output_bias=output_bias)
     errors = check_gradients(params, ids, cas, y, activation=activation, loss=loss, train_E=train_E)
-    expected = {"W", "b", "u"} | ({"c"} if output_bias else set()) | ({"C"} if casing else set()) | ({"E"} if train_E else set())
+    optional = {"c": output_bias, "C": casing, "E": train_E}
+    expected = {"W", "b", "u"} | {name for name, present in optional.items() if present}
     assert set(errors) == expected
     assert max(errors.values()) < THRESHOLD, errors
 
