@@ -92,6 +92,7 @@ class TrainConfig:
     word_dropout: float = knob(0.0, "probability of replacing a window word by <unk> while training",
                                min=0, max=1, max_exclusive=True)
     patience: int = knob(3, "stop after this many epochs without a better dev entity F1", min=1)
+    blas_threads: int = knob(1, "BLAS threads during SGD steps (0 = the library's default)", min=0)
 
 
 @dataclass
