@@ -8,6 +8,7 @@ the prediction path.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -135,6 +136,10 @@ def predict(text, file, model_dir, fmt) -> None:
         # like --file: a byte that is not UTF-8 becomes U+FFFD instead of stopping the stream
         stream = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
                   if hasattr(sys.stdin, "buffer") else sys.stdin)
+    # A stream allocates millions of short-lived token objects and no reference cycles;
+    # at the default thresholds the cyclic garbage collector rescans them for ~20% of
+    # the run (measured on 1M tokens), so it runs less often here.
+    gc.set_threshold(100_000, 10, 10)
     with stream:
         for tagged in tagger.tag_lines(stream):
             out.write(format_tagged(tagged, fmt) + "\n")

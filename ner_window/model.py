@@ -72,6 +72,7 @@ check that they agree with the reference path.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, fields
 from typing import Callable, Mapping, NamedTuple
@@ -683,11 +684,13 @@ def _sq(a: np.ndarray) -> float:
 # sparse E update.  Python floats (never np.float64 scalars) multiply float32
 # arrays, so nothing is upcast to float64.
 #
-# BLAS threads are the caller's choice.  Measured on 2 idle cores (float32, d=50,
-# H=100, radius 2, batch 64): OpenBLAS's default 2 threads train ~10% faster than
-# 1 and run inference at batch 4096 ~1.6x faster.  But when other processes keep
-# the cores busy, its spinning worker threads collapse (30-50k windows/s instead of
-# ~400k); `threadpoolctl.threadpool_limits(1, "blas")` around training avoids that.
+# BLAS threads.  For training they are the caller's choice.  Measured on 2 idle
+# cores (float32, d=50, H=100, radius 2, batch 64): OpenBLAS's default 2 threads
+# train ~10% faster than 1, but when other processes keep the cores busy its
+# spinning worker threads collapse (30-50k windows/s instead of ~400k);
+# `threadpoolctl.threadpool_limits(1, "blas")` around training avoids that (train.py
+# does, see train.blas_threads).  Inference uses the cores its own way: predict_proba
+# runs independent chunks in threads, each with one BLAS thread.
 # ---------------------------------------------------------------------------
 
 _scratch = threading.local()
@@ -929,12 +932,23 @@ def train_step(
 
 
 def predict_proba(
-    params: Params, ids: np.ndarray, casing: np.ndarray | None, activation: str, batch_size: int = 4096
+    params: Params,
+    ids: np.ndarray,
+    casing: np.ndarray | None,
+    activation: str,
+    batch_size: int = 4096,
+    threads: int | None = None,
 ) -> np.ndarray:
     """p for every window: (N,) P(positive) binary, (N, n_classes) multiclass; params' dtype.
 
     ids, casing: (N, w) int.  forward() in chunks of batch_size through reused
-    buffers; no loss, no cache.
+    buffers; no loss, no cache.  The chunks are independent, so up to ``threads`` of
+    them (default: one per CPU, at most 4) run at once, each in its own Python thread
+    with its own buffers: numpy releases the GIL inside np.take, the matrix product
+    and the ufuncs.  BLAS meanwhile keeps to one thread per product.  Two chunks on
+    two cores beat OpenBLAS splitting each product in two (2 idle cores, batch 4096:
+    ~2.0M windows/s against ~1.6M), and when another process holds a core they lose
+    that core's share only, where OpenBLAS's spinning threads run 3x slower or worse.
     """
     check_activation(activation)
     _check_batch(params, ids, casing)
@@ -946,7 +960,8 @@ def predict_proba(
     # X @ Wᵀ with Wᵀ contiguous runs ~1.5× faster than with the transposed view (OpenBLAS, measured)
     WT = np.ascontiguousarray(params.W.T)
     p = np.empty((N,) if n_out == 1 else (N, n_out), dtype=dt)
-    for start in range(0, N, batch_size):
+
+    def forward_chunk(start: int) -> None:
         stop = min(N, start + batch_size)
         B = stop - start
         # ids were range-checked above, so "clip" never clips; it only spares np.take
@@ -959,4 +974,25 @@ def predict_proba(
             sigmoid(s[:, 0], out=p[start:stop])
         else:
             p[start:stop] = softmax(s)
+
+    starts = range(0, N, batch_size)
+    threads = min(len(starts), min(4, os.cpu_count() or 1) if threads is None else threads)
+    one_blas_thread = _one_blas_thread() if threads > 1 else None
+    if one_blas_thread is None:
+        for start in starts:
+            forward_chunk(start)
+        return p
+    from concurrent.futures import ThreadPoolExecutor  # lazy: a sentence needs no threads
+
+    with one_blas_thread, ThreadPoolExecutor(threads) as pool:
+        list(pool.map(forward_chunk, starts))  # list(): re-raises a chunk's exception here
     return p
+
+
+def _one_blas_thread():
+    """A context that holds BLAS to one thread (threadpoolctl), or None without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits  # comes with scikit-learn
+    except ImportError:
+        return None
+    return threadpool_limits(limits=1, user_api="blas")

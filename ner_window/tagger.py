@@ -26,7 +26,7 @@ import numpy as np
 
 from .artifact import Model, load_model
 from .model import predict_proba
-from .tokenize import tokenize
+from .tokenize import token_spans
 from .windows import make_windows
 
 MODEL_ENV = "NER_WINDOW_MODEL"
@@ -39,7 +39,7 @@ def default_model_path() -> Path:
     return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x more, and tagging makes one per token
 class TaggedToken:
     text: str
     start: int
@@ -78,8 +78,10 @@ class Tagger:
     def load(cls, path: str | os.PathLike | None = None) -> "Tagger":
         return cls(load_model(default_model_path() if path is None else path))
 
-    def label_tokens(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
-        """Labels and probabilities for pre-tokenised sentences (one window per token)."""
+    def label_tokens(self, sentences: Sequence[Sequence[str]],
+                     decimals: int | None = None) -> list[tuple[list[str], list[float]]]:
+        """Labels and probabilities for pre-tokenised sentences (one window per token),
+        the probabilities rounded to ``decimals`` places when given."""
         windows = make_windows(sentences, self.model.vocab, self.model.radius)
         if len(windows) == 0:
             return [([], []) for _ in sentences]
@@ -92,10 +94,14 @@ class Tagger:
             k = np.argmax(p, axis=1)
             labels = np.asarray(self.classes, dtype=object)[k]
             conf = p[np.arange(len(k)), k]
+        conf = conf.astype(np.float64)
+        if decimals is not None:
+            conf = np.round(conf, decimals)  # for float32 p, exactly Python's round(p, decimals)
+        labels, conf = labels.tolist(), conf.tolist()  # once, not per sentence
         out, start = [], 0
         for sent in sentences:
             end = start + len(sent)
-            out.append((labels[start:end].tolist(), conf[start:end].astype(float).tolist()))
+            out.append((labels[start:end], conf[start:end]))
             start = end
         return out
 
@@ -104,11 +110,11 @@ class Tagger:
 
     def tag_many(self, texts: Sequence[str]) -> list[Tagged]:
         """Tag several texts in one batch (each text is one window sequence)."""
-        toks = [tokenize(t) for t in texts]
-        labelled = self.label_tokens([[tok.text for tok in ts] for ts in toks])
+        toks = [token_spans(t) for t in texts]  # (text, start, end) per token
+        labelled = self.label_tokens([[word for word, _, _ in ts] for ts in toks], decimals=6)
         results = []
         for text, ts, (labels, conf) in zip(texts, toks, labelled):
-            tokens = [TaggedToken(t.text, t.start, t.end, lab, round(c, 6)) for t, lab, c in zip(ts, labels, conf)]
+            tokens = [TaggedToken(word, start, end, lab, c) for (word, start, end), lab, c in zip(ts, labels, conf)]
             results.append(Tagged(text, tokens, spans_of(text, tokens)))
         return results
 

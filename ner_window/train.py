@@ -236,8 +236,14 @@ def plot_learning_curve(run_dir: Path, history: list[dict]) -> Path | None:
 
 
 def point_latest(run_dir: Path) -> None:
-    """Make runs/latest point at ``run_dir`` (the default model of `ner-window predict`)."""
+    """Make runs/latest point at ``run_dir`` (the default model of `ner-window predict`).
+
+    Only runs trained into ./runs/ move it: a run written elsewhere with --out leaves the
+    working directory alone (predict it with --model DIR).
+    """
     try:
+        if DEFAULT_RUNS.resolve() not in run_dir.resolve().parents:
+            return
         LATEST.parent.mkdir(parents=True, exist_ok=True)
         if LATEST.resolve() == run_dir.resolve():
             return

@@ -110,8 +110,13 @@ def make_windows(
         empty = np.zeros((0, width), dtype=np.int32)
         return Windows(empty, empty.copy(), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32))
     tokens = [t for s in sentences for t in s]
-    word_ids = vocab.encode(tokens)
-    casing = np.fromiter((casing_class(t) for t in tokens), dtype=np.int32, count=n)
+    # Text repeats its words (Zipf's law), so each DISTINCT token is looked up once;
+    # the per-token work is then two dict lookups in C (~4x faster on running text).
+    distinct = set(tokens)
+    word_id = {t: vocab.lookup(t) for t in distinct}
+    casing_id = {t: casing_class(t) for t in distinct}
+    word_ids = np.fromiter(map(word_id.__getitem__, tokens), dtype=np.int32, count=n)
+    casing = np.fromiter(map(casing_id.__getitem__, tokens), dtype=np.int32, count=n)
     sentence = np.repeat(np.arange(len(sentences), dtype=np.int32), lengths)
     starts = np.cumsum(lengths) - lengths
     position = (np.arange(n) - np.repeat(starts, lengths)).astype(np.int32)

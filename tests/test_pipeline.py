@@ -182,3 +182,12 @@ def test_resume_survives_a_kill_between_the_two_checkpoint_renames(run_dir, tmp_
     os.replace(copy / "checkpoint", copy / ".checkpoint.old-12345")
     res = train(resume=copy, log=lambda s: None)
     assert len(res.history) == 3
+
+
+def test_latest_follows_runs_in_runs_dir_only(tmp_path, monkeypatch, tiny_config):
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config("train.epochs=1"), out_dir=tmp_path / "elsewhere", log=lambda s: None)
+    assert not (tmp_path / "runs").exists()  # --out elsewhere leaves ./runs alone
+    train(tiny_config("train.epochs=1"), out_dir=Path("runs") / "mine", log=lambda s: None)
+    assert (tmp_path / "runs" / "latest").resolve() == (tmp_path / "runs" / "mine").resolve()
+    assert Tagger.load().model.path.resolve().parent.name == "mine"  # predict's default finds it

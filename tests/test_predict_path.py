@@ -1,0 +1,188 @@
+"""The prediction path stays light and streams (issue 7).
+
+`ner-window predict` must start fast: tagging imports none of gensim, pandas,
+scikit-learn, scipy or matplotlib (checked in a fresh interpreter, since this
+test process has imported them all), and `--help` does not even import numpy.
+`tag_lines` must stream: it pulls lines from its input only as it needs them.
+The speed-ups on this path must not change a single token or label: the
+tokenizer's fast path is checked against the one regular expression it
+short-cuts, the windows' per-distinct-token lookups against per-token ones,
+threaded inference against one thread.
+"""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ner_window.artifact import save_model
+from ner_window.model import init_params
+from ner_window.tagger import Tagger
+from ner_window.tokenize import _TOKEN, Token, token_spans, tokenize
+from ner_window.vocab import SPECIALS, Vocab
+from ner_window.windows import CASING_CLASSES, casing_class, make_windows
+
+HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib")
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = [*SPECIALS, "museums", "in", "paris", "are", "amazing", "the", "of", ",", "."]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A small random model with casing vectors, saved by the real artifact writer."""
+    params = init_params(len(WORDS), 6, 2, 5, n_casing=len(CASING_CLASSES), d_c=3, rng=np.random.default_rng(0))
+    meta = {"config": {"data": {"scheme": "iob2", "location_types": ["LOC"]},
+                       "model": {"task": "binary", "radius": 2, "hidden": 5, "activation": "tanh"}},
+            "classes": ["O", "LOC"], "threshold": 0.5}
+    path = tmp_path_factory.mktemp("predict") / "model"
+    save_model(path, params, Vocab(WORDS), meta)
+    return path
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+
+
+# ------------------------------------------------------------------ what tagging imports
+
+
+def test_tagging_a_sentence_imports_no_heavy_module(model_dir):
+    out = run_python(
+        "import sys, json\n"
+        "from ner_window.tagger import Tagger\n"
+        f"tagged = Tagger.load({str(model_dir)!r}).tag('museums in Paris are amazing')\n"
+        "print(json.dumps({'tokens': [t.text for t in tagged.tokens], 'modules': sorted(sys.modules)}))\n"
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["tokens"] == ["museums", "in", "Paris", "are", "amazing"]
+    loaded = {m.split(".")[0] for m in result["modules"]}
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_predict_command_imports_no_heavy_module(model_dir):
+    out = run_python(
+        "import sys\n"
+        f"sys.argv = ['ner-window', 'predict', '--model', {str(model_dir)!r}, 'museums in Paris are amazing']\n"
+        "from ner_window.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "museums in" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_help_imports_neither_numpy_nor_any_heavy_module():
+    out = run_python(
+        "import sys\n"
+        "sys.argv = ['ner-window', '--help']\n"
+        "from ner_window.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', sorted(m for m in ('numpy', *{HEAVY!r}) if m in sys.modules))\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "predict" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+# ------------------------------------------------------------------ streaming
+
+
+def test_tag_lines_pulls_lines_only_as_it_needs_them(model_dir):
+    tagger = Tagger.load(model_dir)
+    pulled = []
+
+    def lines():  # endless: only a lazy consumer can return from next()
+        for i in itertools.count():
+            pulled.append(i)
+            yield "museums in Paris are amazing\n"
+
+    stream = tagger.tag_lines(lines(), chunk_tokens=20)
+    first = next(stream)
+    assert first.text == "museums in Paris are amazing" and len(first.tokens) == 5
+    assert len(pulled) <= 5  # one chunk of ~20 tokens: 4 lines of 5 tokens
+    for _ in range(10):
+        next(stream)
+    assert len(pulled) <= 16
+
+
+def test_tag_lines_gives_one_result_per_line_in_order(model_dir):
+    tagger = Tagger.load(model_dir)
+    lines = [f"line {i} in Paris\n" for i in range(50)] + ["", "   ", "the end\r\n"]
+    tagged = list(tagger.tag_lines(iter(lines), chunk_tokens=7))
+    assert [t.text for t in tagged] == [line.rstrip("\r\n") for line in lines]
+    assert tagged == tagger.tag_many([line.rstrip("\r\n") for line in lines])
+
+
+# ------------------------------------------------------------------ fast paths change nothing
+
+
+def reference_tokenize(text: str) -> list[Token]:
+    """The tokenizer without its fast path: every token from the one regular expression."""
+    return [Token(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+TRICKY = list("aAzZéßİı'’ʼ.,:;/-‐‑&$+@_019 \t\n\r\x00\x1f\x7f\x85\u00a0\u200b\u200c\u200d\u2060\ufeff\ufe0f"
+              "\u0301\u0915\u093e\u0964()\"!?") + [
+    "http://", "www.", "n't", "'s", "U.S.", "Mr.", "No.", "1. ", "US$", "\U0001F1EB\U0001F1F7",
+    "\U0001F44D\U0001F3FD", "e.g.", "M. W", "\n1. A", "Paris", "paris", "PARIS", "北京"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TRICKY), max_size=25).map("".join))
+def test_tokenize_fast_path_gives_exactly_the_regex_tokens(text):
+    assert tokenize(text) == reference_tokenize(text)
+    assert token_spans(text) == [(t.text, t.start, t.end) for t in reference_tokenize(text)]
+
+
+def test_tokenize_fast_path_on_the_bundled_texts():
+    for path in sorted((ROOT / "data" / "source").glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        assert tokenize(text) == reference_tokenize(text), path.name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["Paris", "paris", "PARIS", "1996", ",", "museums", "Zürich", "<s>", "x"]),
+                         max_size=8), max_size=6))
+def test_windows_look_up_each_distinct_token_once_with_the_same_ids(sentences):
+    """make_windows looks each distinct token up once; the ids are those of lookup() per token."""
+    vocab = Vocab(WORDS)
+    windows = make_windows(sentences, vocab, radius=1)
+    tokens = [t for s in sentences for t in s]
+    assert windows.ids[:, 1].tolist() == [vocab.lookup(t) for t in tokens]
+    assert windows.casing[:, 1].tolist() == [casing_class(t) for t in tokens]
+
+
+def test_rounding_probabilities_in_numpy_is_pythons_round_for_float32():
+    """tagger.label_tokens rounds all probabilities at once with np.round; for float32
+    p, p * 10⁶ is exact in float64, so the result is Python's round(p, 6) bit for bit."""
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.random(200_000, dtype=np.float32),
+                        (np.arange(1, 20_000) / 1e6 + 5e-7).astype(np.float32)])  # near the ties
+    assert np.round(p.astype(np.float64), 6).tolist() == [round(float(x), 6) for x in p]
+
+
+# ------------------------------------------------------------------ threaded inference
+
+
+@pytest.mark.parametrize("casing, n_classes", [(False, 1), (True, 1), (True, 4)])
+def test_predict_proba_in_threads_is_the_one_thread_result_bit_for_bit(casing, n_classes):
+    from ner_window.model import predict_proba
+
+    rng = np.random.default_rng(1)
+    params = init_params(300, 8, 2, 16, n_casing=8 if casing else 0, d_c=3 if casing else 0,
+                         n_classes=n_classes, rng=rng)
+    ids = rng.integers(0, 300, size=(1000, 5))
+    cas = rng.integers(0, 8, size=(1000, 5)) if casing else None
+    one = predict_proba(params, ids, cas, "tanh", batch_size=64, threads=1)
+    for threads in (2, 3, None):
+        np.testing.assert_array_equal(predict_proba(params, ids, cas, "tanh", batch_size=64, threads=threads), one)
