@@ -60,11 +60,20 @@ CHOSEN = "chosen"
 # name -> (what changes, --set overrides of the chosen config).  One knob at a time.
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     CHOSEN: ("configs/conll2003.yaml as it is", []),
+    "provisional": ("the provisional config: constant lr, l2 1e-5 (not on E), top_k 100k, patience 4",
+                    ["train.lr_schedule=constant", "train.l2=1e-5", "embeddings.regularize=false",
+                     "embeddings.top_k=100000", "train.epochs=20", "train.patience=4"]),
+    "constant-lr": ("constant learning rate (no inv_t decay)", ["train.lr_schedule=constant"]),
+    "l2-1e-5": ("l2 1e-5, not on E", ["train.l2=1e-5", "embeddings.regularize=false"]),
+    "top-k-100k": ("only the 100k most frequent GloVe words (rarer words -> <unk>)", ["embeddings.top_k=100000"]),
     "random-init": ("random E instead of GloVe (training words only)", ["embeddings.source=random"]),
     "frozen": ("GloVe frozen (E not trained)", ["embeddings.trainable=false"]),
     "fine-tuned": ("GloVe fine-tuned through dJ/dx", ["embeddings.trainable=true"]),
+    "frozen-no-word-dropout": ("GloVe frozen and word dropout 0",
+                               ["embeddings.trainable=false", "train.word_dropout=0"]),
     "no-casing": ("no casing vectors C", ["model.casing=false"]),
     "no-word-dropout": ("word dropout 0", ["train.word_dropout=0"]),
+    "word-dropout-0.05": ("word dropout 0.05", ["train.word_dropout=0.05"]),
     "word-dropout-0.1": ("word dropout 0.1", ["train.word_dropout=0.1"]),
     "word-dropout-0.3": ("word dropout 0.3", ["train.word_dropout=0.3"]),
     "radius-1": ("radius 1 (3-word windows)", ["model.radius=1"]),
@@ -263,10 +272,10 @@ def plot_learning_curves(runs: list[dict], path: Path) -> Path | None:
         a1.plot(ep, [r["entity_f1"] for r in h], "o-", color=color, label=f"seed {run['seed']} entity F1")
         a1.plot(ep, [r["token_f1"] for r in h], "s--", color=color, alpha=0.6, label=f"seed {run['seed']} token F1")
         a1.axvline(run["best_epoch"], color=color, lw=0.8, ls=":")
-        a2.plot(ep, [r["train_loss"] for r in h], "o-", color=color, label=f"seed {run['seed']} train")
-        a2.plot(ep, [r["dev_loss"] for r in h], "s--", color=color, alpha=0.6, label=f"seed {run['seed']} dev")
+        a2.plot(ep, [r["train_loss"] for r in h], "o-", color=color, label=f"seed {run['seed']} train J (with L2)")
+        a2.plot(ep, [r["dev_loss"] for r in h], "s--", color=color, alpha=0.6, label=f"seed {run['seed']} dev loss")
     a1.set_xlabel("epoch"), a1.set_ylabel("dev LOC F1"), a1.legend(fontsize=7), a1.grid(alpha=0.3)
-    a2.set_xlabel("epoch"), a2.set_ylabel("loss"), a2.legend(fontsize=7), a2.grid(alpha=0.3)
+    a2.set_yscale("log"), a2.set_xlabel("epoch"), a2.set_ylabel("loss"), a2.legend(fontsize=7), a2.grid(alpha=0.3)
     fig.suptitle("configs/conll2003.yaml on CoNLL-2003 dev (dotted: best epoch)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -300,7 +309,8 @@ def ablate(train_path: str, dev_path: str, out: Path, seeds: list[int], names: l
     summaries = {name: summarise(r) for name, r in runs.items()}
     doc = {"config": str(config), "train": str(train_path), "dev": str(dev_path), "seeds": seeds,
            "extra_overrides": list(extra), "summaries": summaries,
-           "runs": {name: [{k: v for k, v in r.items() if k not in ("history", "config")} for r in rs] for name, rs in runs.items()}}
+           "runs": {name: [{k: v for k, v in r.items() if k not in ("history", "config")} for r in rs]
+                    for name, rs in runs.items()}}
     (out / "ablations.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     table = markdown_table(summaries, {name: len(r) for name, r in runs.items()})
     (out / "ablations.md").write_text(table, encoding="utf-8")
