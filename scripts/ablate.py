@@ -15,7 +15,11 @@ the TrainResult (the same row as in metrics.csv):
   training file.  Entity level: the recall of the dev LOC entities none of
   whose tokens occur in training (the model can only find them from context,
   casing and the pretrained vector).  Token level: LOC precision / recall / F1
-  over the unseen tokens only.
+  over the unseen tokens only;
+* the **<unk> stress test**: dev scored again with every word unseen in training
+  read as ``<unk>`` (its pretrained row withheld), as in text far from the
+  training data where most names have no vector: dev LOC entity F1, and the
+  unseen-entity recall, from casing and context alone.
 
 Writes, in DIR: ``runs/<variant>/seed-<s>/`` (each run; ``result.json`` there
 lets an interrupted ablation continue where it stopped), ``ablations.json``
@@ -50,7 +54,8 @@ from ner_window.artifact import load_model
 from ner_window.conll import read_conll
 from ner_window.config import load_config
 from ner_window.errors import NerWindowError
-from ner_window.evaluate import predict_labels
+from ner_window.model import predict_proba
+from ner_window.vocab import SPECIALS, UNK_ID, Vocab, normalise_digits
 from ner_window.windows import labelled_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,16 +143,48 @@ def unseen_slice(tokens: list[tuple[str, ...]], gold_spans: list[list[tuple[int,
             "entity_found": n_found, "token": token, "unseen_tokens": int(unseen.sum())}
 
 
-def model_slice(run_dir: Path, dev_path: str | Path, seen: set[str]) -> dict:
-    """The unseen-word slice of the best model saved in ``run_dir`` on the dev file."""
+def unk_unseen(ids: np.ndarray, vocab: Vocab, seen: set[str]) -> np.ndarray:
+    """Window ids (N, 2m+1) with every word that never occurs in training read as <unk>.
+
+    Such a word's row of E is a pretrained vector the classifier never saw a label
+    for; in text far from the training data (another decade, social media) most
+    names have no such row at all.  Replacing the rows by <unk> asks how well the
+    model does from casing and context alone, which is what word dropout trains.
+    <s> and </s> are kept.
+    """
+    keys = seen | {normalise_digits(w) for w in seen}  # lookup may land on a word's digit shape
+    known = np.fromiter((w in keys or w in SPECIALS for w in vocab.words), dtype=bool, count=len(vocab))
+    return np.where(known[ids], ids, UNK_ID).astype(ids.dtype)
+
+
+def is_location(model, ids: np.ndarray, casing: np.ndarray) -> np.ndarray:
+    """(N,) bool: the model's LOC decision per window (tuned threshold, or argmax for multiclass)."""
+    p = predict_proba(model.params, ids, casing, model.activation)
+    if p.ndim == 1:
+        return p >= model.threshold
+    return np.argmax(p, axis=1) == model.classes.index("LOC")
+
+
+def model_slices(run_dir: Path, dev_path: str | Path, seen: set[str]) -> dict:
+    """The best model of ``run_dir`` on dev: the unseen-word slice, and the <unk> stress test.
+
+    unseen : unseen_slice of the model's predictions
+    unk    : dev LOC entity and token scores when every word unseen in training is read as
+             <unk> (unk_unseen), with the unseen-word slice of those predictions
+    """
     model = load_model(run_dir)
     cfg = model.config
     sentences = read_conll(dev_path, cfg["data"]["scheme"])
     data = labelled_data(sentences, model.vocab, model.radius, model.classes, cfg["data"]["location_types"])
-    pred, _ = predict_labels(model, data)
-    loc = model.classes.index("LOC")
-    return unseen_slice(data.tokens, metrics.spans_of_type(data.spans, "LOC"), pred == loc,
-                        data.windows.y == loc, seen)
+    w = data.windows
+    y_loc = w.y == model.classes.index("LOC")
+    gold = metrics.spans_of_type(data.spans, "LOC")
+    out = {"unseen": unseen_slice(data.tokens, gold, is_location(model, w.ids, w.casing), y_loc, seen)}
+    is_loc = is_location(model, unk_unseen(w.ids, model.vocab, seen), w.casing)
+    report = metrics.evaluate_location(is_loc.astype(np.float32), y_loc.astype(np.int32), w.sentence, gold, 0.5)
+    out["unk"] = {"entity": report["entity"], "token": report["token"],
+                  "unseen": unseen_slice(data.tokens, gold, is_loc, y_loc, seen)}
+    return out
 
 
 # --- one run ----------------------------------------------------------------------
@@ -190,7 +227,7 @@ def run_one(name: str, seed: int, train_path: str, dev_path: str, out: Path, see
         "entity": {k: best[f"entity_{k}"] for k in ("precision", "recall", "f1")},
         "token": {k: best[f"token_{k}"] for k in ("precision", "recall", "f1")},
         "threshold": best["threshold"],
-        "unseen": model_slice(run_dir, dev_path, seen),
+        **model_slices(run_dir, dev_path, seen),
         "history": result.history,
     }
     shutil.rmtree(run_dir / train_module.CHECKPOINT, ignore_errors=True)  # ~3 copies of E per run
@@ -216,6 +253,10 @@ def _get(run: dict, column: str) -> float:
         return run["unseen"]["entity_recall"]
     if column == "unseen token F1":
         return run["unseen"]["token"]["f1"]
+    if column == "<unk> entity F1":
+        return run["unk"]["entity"]["f1"]
+    if column == "<unk> unseen entity R":
+        return run["unk"]["unseen"]["entity_recall"]
     if column == "best epoch":
         return run["best_epoch"]
     if column == "time to best (s)":
@@ -223,7 +264,8 @@ def _get(run: dict, column: str) -> float:
     raise KeyError(column)
 
 
-COLUMNS = [*FIELDS, "unseen entity R", "unseen token F1", "best epoch", "time to best (s)"]
+COLUMNS = [*FIELDS, "unseen entity R", "unseen token F1", "<unk> entity F1", "<unk> unseen entity R",
+           "best epoch", "time to best (s)"]
 
 
 def summarise(runs: list[dict]) -> dict:

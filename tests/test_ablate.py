@@ -10,6 +10,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ner_window.config import load_config
@@ -87,6 +88,10 @@ def test_unseen_slice_of_a_run_is_a_subset_of_dev(result):
     dev_words = [t.lower() for line in DEV.read_text().splitlines() if line.strip() for t in line.split()[:1]]
     assert unseen["unseen_tokens"] == sum(w not in seen for w in dev_words if not w.startswith("-docstart-"))
     assert 0 < unseen["entity_support"] and 0.0 <= unseen["entity_recall"] <= 1.0
+    # the <unk> stress test scores the same dev entities
+    unk = doc["runs"]["no-casing"][0]["unk"]
+    assert unk["unseen"]["entity_support"] == unseen["entity_support"] < unk["entity"]["support"]
+    assert 0.0 <= unk["entity"]["f1"] <= 1.0
 
 
 def test_a_finished_run_is_read_back_not_retrained(result, monkeypatch, tmp_path):
@@ -106,3 +111,15 @@ def test_a_finished_run_is_read_back_not_retrained(result, monkeypatch, tmp_path
     with pytest.raises(AssertionError, match="trained again"):
         ablate.ablate(str(TRAIN), str(DEV), tmp_path / "copy", seeds=[0], names=["no-casing"], config=TINY,
                       extra=["train.epochs=1"], log=lambda s: None)
+
+
+def test_unk_unseen_withholds_the_rows_of_words_never_seen_in_training():
+    from ner_window.vocab import Vocab
+
+    vocab = Vocab(["<unk>", "<s>", "</s>", "in", "paris", "oulu", "0000", "1997"])
+    seen = {"in", "paris", "1996"}  # "1996" makes its digit shape "0000" a training word too
+    ids = np.array([[1, 3, 4, 5, 2], [3, 6, 7, 5, 0]], dtype=np.int32)
+    out = ablate.unk_unseen(ids, vocab, seen)
+    # oulu and 1997 were never in training -> <unk> (0); <s>, </s>, in, paris, 0000 stay
+    assert out.tolist() == [[1, 3, 4, 0, 2], [3, 6, 0, 0, 0]]
+    assert out.dtype == ids.dtype
