@@ -80,8 +80,9 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
         png = Path(pr_curve).with_suffix(".png")
         metrics.write_pr_curve(table, pr_curve, png)
     if n_errors:
-        report["errors"] = metrics.error_listing(data.tokens, p_loc, y_loc, model.radius, k=n_errors,
-                                                 threshold=model.threshold if model.task == "binary" else 0.5)
+        report["errors"] = metrics.error_listing(
+            data.tokens, p_loc, y_loc, model.radius, k=n_errors,
+            **({"threshold": model.threshold} if model.task == "binary" else {"is_loc": is_loc.astype(bool)}))
     return report
 
 

@@ -455,19 +455,28 @@ def write_conlleval(path: str | os.PathLike, sentences_tokens: Sequence[Sequence
 # ------------------------------------------------------------------ error analysis
 
 def error_listing(tokens_per_sentence: Sequence[Sequence[str]], p: Sequence[float], y: Sequence[int],
-                  windows_radius: int, k: int = 10, threshold: float = 0.5) -> dict:
+                  windows_radius: int, k: int = 10, threshold: float = 0.5,
+                  is_loc: Sequence[bool] | None = None) -> dict:
     """The k most confident mistakes of each kind, with the window the model saw.
 
     tokens_per_sentence: the sentences; p, y: (N,) flat over their tokens in order.
-    false positives: y = 0 and p >= threshold, highest p first;
-    false negatives: y = 1 and p < threshold, lowest p first.
+    The model's decision is p >= threshold (binary), or ``is_loc`` (N,) bool when
+    given (multiclass: the argmax is LOC, which P(LOC) >= 0.5 does not decide).
+    false positives: y = 0 and decided LOC, highest p first;
+    false negatives: y = 1 and not decided LOC, lowest p first.
     Each mistake is {"sentence", "position", "word", "window" (2m+1 words,
-    <s> / </s> past the sentence edges), "p", "y"}.
+    <s> / </s> past the sentence edges), "p", "y"}; the listing's "rule" names the decision.
     """
     p, y = _check_p_y(p, y)
     lengths = [len(tokens) for tokens in tokens_per_sentence]
     if sum(lengths) != p.size:
         raise ValueError(f"error_listing: the sentences have {sum(lengths)} tokens but p has {p.size} values")
+    if is_loc is None:
+        decided, rule = p >= threshold, f"p >= {threshold:g}"
+    else:
+        decided, rule = np.asarray(is_loc, dtype=bool), "argmax = LOC"
+        if decided.shape != p.shape:
+            raise ValueError(f"error_listing: is_loc has shape {decided.shape}, p has {p.shape}")
     sentence = np.repeat(np.arange(len(lengths)), lengths)
     position = np.arange(p.size) - np.repeat(np.cumsum([0, *lengths[:-1]]), lengths).astype(np.int64)
     m = windows_radius
@@ -478,23 +487,23 @@ def error_listing(tokens_per_sentence: Sequence[Sequence[str]], p: Sequence[floa
         return {"sentence": int(sentence[i]), "position": j, "word": tokens[j],
                 "window": padded[j:j + 2 * m + 1], "p": float(p[i]), "y": int(y[i])}
 
-    false_pos = np.flatnonzero((y == 0) & (p >= threshold))
-    false_neg = np.flatnonzero((y == 1) & (p < threshold))
+    false_pos = np.flatnonzero((y == 0) & decided)
+    false_neg = np.flatnonzero((y == 1) & ~decided)
     # stable sorts: among equal p the earlier token comes first
     k = max(int(k), 0)
     false_pos = false_pos[np.argsort(-p[false_pos], kind="stable")][:k]
     false_neg = false_neg[np.argsort(p[false_neg], kind="stable")][:k]
-    return {"threshold": float(threshold), "radius": int(m),
+    return {"threshold": None if is_loc is not None else float(threshold), "rule": rule, "radius": int(m),
             "false_positives": [mistake(i) for i in false_pos],
             "false_negatives": [mistake(i) for i in false_neg]}
 
 
 def format_error_listing(listing: dict) -> str:
     """Readable text for error_listing; the centre word of each window is in [brackets]."""
-    m, t = listing["radius"], listing["threshold"]
+    m, rule = listing["radius"], listing["rule"]
     out = []
-    for key, title in (("false_positives", f"false positives (p >= {t:g}, gold not LOC), most confident first"),
-                       ("false_negatives", f"false negatives (p < {t:g}, gold LOC), most confident first")):
+    for key, title in (("false_positives", f"false positives (tagged LOC: {rule}; gold not LOC), most confident first"),
+                       ("false_negatives", f"false negatives (not tagged LOC; gold LOC), least confident first")):
         out.append(f"{title}:")
         if not listing[key]:
             out.append("  (none)")

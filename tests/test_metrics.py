@@ -424,6 +424,23 @@ def test_error_listing_worked_example():
         error_listing(sentences, p[:-1], y[:-1], 2)
 
 
+def test_error_listing_follows_the_given_decision_not_p():
+    """Multiclass: the tag is the argmax, so P(LOC) = 0.4 can be a LOC tag and 0.45 not."""
+    sentences = [["museums", "in", "Paris", "are", "amazing"], ["Jordan", "scored"]]
+    p = np.array([0.1, 0.1, 0.45, 0.2, 0.1, 0.4, 0.3])
+    y = np.array([0, 0, 1, 0, 0, 0, 0])
+    is_loc = np.array([False, False, False, False, False, True, False])
+    listing = error_listing(sentences, p, y, 2, is_loc=is_loc)
+    assert [e["word"] for e in listing["false_positives"]] == ["Jordan"]
+    assert [e["word"] for e in listing["false_negatives"]] == ["Paris"]
+    assert listing["threshold"] is None and listing["rule"] == "argmax = LOC"
+    assert "tagged LOC: argmax = LOC" in format_error_listing(listing)
+    # the same p read with a 0.5 threshold finds no false positive at all
+    assert error_listing(sentences, p, y, 2)["false_positives"] == []
+    with pytest.raises(ValueError, match="is_loc"):
+        error_listing(sentences, p, y, 2, is_loc=is_loc[:-1])
+
+
 def test_metrics_import_does_not_pull_in_sklearn_or_matplotlib():
     code = "import sys, ner_window.metrics; print(sorted(m for m in ('sklearn', 'matplotlib', 'pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

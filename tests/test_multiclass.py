@@ -162,3 +162,23 @@ def test_explain_on_the_trained_model_agrees_with_the_tagger(runs):
     assert token.p == pytest.approx(max(r["forward"]["p"]), abs=1e-5)
     y = np.eye(5)[1]
     np.testing.assert_allclose(r["backward"]["delta_s"], np.array(r["forward"]["p"]) - y, atol=1e-6)
+
+
+def test_errors_of_a_multiclass_model_are_its_argmax_mistakes(runs):
+    """evaluate --errors lists the tokens the model got wrong by its own rule (argmax), not P(LOC) >= 0.5."""
+    from ner_window.evaluate import predict_labels
+    from ner_window.windows import labelled_data
+
+    model = load_model(runs["mc"])
+    report = evaluate_file(model, DEV, n_errors=100_000)
+    data = labelled_data(read_conll(DEV, "iob2"), model.vocab, model.radius, model.classes, ["LOC"])
+    pred, _ = predict_labels(model, data)
+    loc = model.classes.index("LOC")
+    y_loc, tagged = data.windows.y == loc, pred == loc
+    errs = report["errors"]
+    assert errs["rule"] == "argmax = LOC"
+    assert len(errs["false_positives"]) == int((~y_loc & tagged).sum())
+    assert len(errs["false_negatives"]) == int((y_loc & ~tagged).sum())
+    # and they are the misses behind the same report's LOC token recall
+    tok = report["loc"]["token"]
+    assert len(errs["false_negatives"]) == round(tok["support"] * (1 - tok["recall"]))
