@@ -448,12 +448,17 @@ def run(args) -> dict:
         "train_finetuned": train["ner_window_finetuned"] * flops_per_window(D, H, True) / 1e9,
         "infer": infer["ner_window"] * flops_per_window(D, H, None) / 1e9,
     }
+    # the products alone at the rate one BLAS thread reaches on the step's own shapes: the
+    # windows/s a step made of nothing else would reach (gather, activations, updates free)
+    one = gemm_med["step_gemm_gflops_1thread"] * 1e9
+    ceiling = {"train": one / flops_per_window(D, H, False), "train_finetuned": one / flops_per_window(D, H, True)}
     result = {
         "train": train,
         "infer": infer,
         "ratios": ratios,
         **gemm_med,
         "ner_window_gflops": achieved,
+        "blas_ceiling": ceiling,
         "runs": {"train": train_runs, "infer": infer_runs, "gemm": gemm},
         "config": {"data": data.source, "windows": N, "vocab_rows": V, "radius": radius, "d": d, "d_c": 0,
                    "hidden": H, "dtype": "float32", "batch": args.batch, "infer_batch": args.infer_batch,
@@ -583,6 +588,11 @@ def format_text(res: dict) -> str:
         f"{res['step_gemm_gflops']:.0f} (2 threads), {res['step_gemm_gflops_1thread']:.0f} (1 thread)",
         f"ner-window achieved: {g['train']:.1f} GFLOP/s training (frozen), {g['train_finetuned']:.1f} (fine-tuned), "
         f"{g['infer']:.1f} inference (matrix products only)",
+        f"products-only ceiling (1 BLAS thread, the step's shapes, nothing else in the step): "
+        f"{_fmt_rate(res['blas_ceiling']['train'])} windows/s frozen, "
+        f"{_fmt_rate(res['blas_ceiling']['train_finetuned'])} fine-tuned; ner-window reaches "
+        f"{res['train']['ner_window'] / res['blas_ceiling']['train']:.0%} and "
+        f"{res['train']['ner_window_finetuned'] / res['blas_ceiling']['train_finetuned']:.0%} of it",
         "ratios: ner-window's median / the row's median (fine-tuned ner-window for sparse/dense torch rows)",
     ]
     for note in res["notes"]:
