@@ -91,7 +91,7 @@ def conll_data(path: str, radius: int, vocab_rows: int) -> tuple[Data, int]:
     """Windows of a CoNLL-2003 file through the package's own pipeline; returns (data, V).
 
     The vocabulary is the file's (lowercased) words; E gets max(vocab_rows, that) rows,
-    standing for the pretrained words a real vocabulary adds (configs/conll2003.yaml: top_k).
+    standing for the pretrained words a real vocabulary adds (configs/conll2003.yaml keeps all 400k).
     """
     from ner_window.conll import read_conll
     from ner_window.vocab import build_vocab
@@ -607,7 +607,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="CoNLL file to build the windows from (else synthetic data of the same shape)")
     ap.add_argument("--windows", type=int, default=CONLL_TRAIN_WINDOWS, help="synthetic windows [%(default)s]")
-    ap.add_argument("--vocab", type=int, default=100_000, help="rows of E [%(default)s, as configs/conll2003.yaml]")
+    ap.add_argument("--vocab", type=int, default=100_000, help="rows of E [%(default)s]; with --data, the file's words are the first rows")
     ap.add_argument("--d", type=int, default=50)
     ap.add_argument("--hidden", type=int, default=100)
     ap.add_argument("--batch", type=int, default=64)
