@@ -26,9 +26,12 @@ from .model import predict_proba
 from .windows import labelled_data
 
 
-def predict_labels(model: Model, data) -> tuple[np.ndarray, np.ndarray]:
-    """(class id per token, P(location) per token) for a LabelledData."""
-    p = predict_proba(model.params, data.windows.ids, data.windows.casing, model.activation)
+def predict_labels(model: Model, ids: np.ndarray, casing: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(class id per window, P(location) per window) for window ids and casing ids (N, 2m+1).
+
+    The model's own decision: p >= its tuned threshold (binary), the argmax (multiclass).
+    """
+    p = predict_proba(model.params, ids, casing, model.activation)
     if p.ndim == 1:
         return (p >= model.threshold).astype(np.int32), p
     loc = model.classes.index("LOC") if "LOC" in model.classes else None
@@ -49,7 +52,7 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
     sentences = read_conll(path, scheme or cfg["data"]["scheme"], strict=strict)
     classes = model.classes
     data = labelled_data(sentences, model.vocab, model.radius, classes, cfg["data"]["location_types"])
-    pred, p_loc = predict_labels(model, data)
+    pred, p_loc = predict_labels(model, data.windows.ids, data.windows.casing)
     loc_id = classes.index("LOC") if "LOC" in classes else -1
     y_loc = (data.windows.y == loc_id).astype(np.int32)
     is_loc = (pred == loc_id).astype(np.float32)

@@ -532,10 +532,8 @@ def _write_dev_reports(run_dir: Path, best: Params, dev: LabelledData, activatio
         loc = classes.index("LOC") if "LOC" in classes else -1
         decision = {"is_loc": np.argmax(p, axis=1) == loc}
         p = p[:, loc] if loc >= 0 else np.zeros(len(p))
-    table = metrics.pr_curve(p, dev.windows.y if len(classes) == 2 else
-                             (dev.windows.y == classes.index("LOC")).astype(np.int32),
-                             metrics.spans_of_type(dev.spans, "LOC"), dev.windows.sentence)
-    metrics.write_pr_curve(table, run_dir / "pr_curve.csv", run_dir / "pr_curve.png")
     y_loc = dev.windows.y if len(classes) == 2 else (dev.windows.y == classes.index("LOC")).astype(np.int32)
+    table = metrics.pr_curve(p, y_loc, metrics.spans_of_type(dev.spans, "LOC"), dev.windows.sentence)
+    metrics.write_pr_curve(table, run_dir / "pr_curve.csv", run_dir / "pr_curve.png")
     errs = metrics.error_listing(dev.tokens, p, y_loc, radius, k=15, **decision)
     (run_dir / "errors.txt").write_text(metrics.format_error_listing(errs), encoding="utf-8")

@@ -54,7 +54,7 @@ from ner_window.artifact import load_model
 from ner_window.conll import read_conll
 from ner_window.config import load_config
 from ner_window.errors import NerWindowError
-from ner_window.model import predict_proba
+from ner_window.evaluate import predict_labels
 from ner_window.vocab import SPECIALS, UNK_ID, Vocab, normalise_digits
 from ner_window.windows import labelled_data
 
@@ -159,10 +159,7 @@ def unk_unseen(ids: np.ndarray, vocab: Vocab, seen: set[str]) -> np.ndarray:
 
 def is_location(model, ids: np.ndarray, casing: np.ndarray) -> np.ndarray:
     """(N,) bool: the model's LOC decision per window (tuned threshold, or argmax for multiclass)."""
-    p = predict_proba(model.params, ids, casing, model.activation)
-    if p.ndim == 1:
-        return p >= model.threshold
-    return np.argmax(p, axis=1) == model.classes.index("LOC")
+    return predict_labels(model, ids, casing)[0] == model.classes.index("LOC")
 
 
 def model_slices(run_dir: Path, dev_path: str | Path, seen: set[str]) -> dict:

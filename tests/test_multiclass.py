@@ -172,7 +172,7 @@ def test_errors_of_a_multiclass_model_are_its_argmax_mistakes(runs):
     model = load_model(runs["mc"])
     report = evaluate_file(model, DEV, n_errors=100_000)
     data = labelled_data(read_conll(DEV, "iob2"), model.vocab, model.radius, model.classes, ["LOC"])
-    pred, _ = predict_labels(model, data)
+    pred, _ = predict_labels(model, data.windows.ids, data.windows.casing)
     loc = model.classes.index("LOC")
     y_loc, tagged = data.windows.y == loc, pred == loc
     errs = report["errors"]
