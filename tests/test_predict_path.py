@@ -68,30 +68,31 @@ def test_tagging_a_sentence_imports_no_heavy_module(model_dir):
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
-def test_the_predict_command_imports_no_heavy_module(model_dir):
+def run_cli(argv: list[str], watch: tuple[str, ...]) -> tuple[subprocess.CompletedProcess, str]:
+    """Run the CLI's main() with ``argv`` in a fresh interpreter; (the process, its last stdout
+    line: "LOADED" and the sorted names of ``watch`` that ended up in sys.modules)."""
     out = run_python(
         "import sys\n"
-        f"sys.argv = ['ner-window', 'predict', '--model', {str(model_dir)!r}, 'museums in Paris are amazing']\n"
+        f"sys.argv = {['ner-window', *argv]!r}\n"
         "from ner_window.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        f"print('LOADED', sorted(m for m in {watch!r} if m in sys.modules))\n"
     )
+    return out, (out.stdout.strip().splitlines() or [""])[-1]
+
+
+def test_the_predict_command_imports_no_heavy_module(model_dir):
+    out, loaded = run_cli(["predict", "--model", str(model_dir), "museums in Paris are amazing"], HEAVY)
     assert out.returncode == 0, out.stderr
     assert "museums in" in out.stdout
-    assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
+    assert loaded == "LOADED []"
 
 
 def test_help_imports_neither_numpy_nor_any_heavy_module():
-    out = run_python(
-        "import sys\n"
-        "sys.argv = ['ner-window', '--help']\n"
-        "from ner_window.cli import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print('LOADED', sorted(m for m in ('numpy', *{HEAVY!r}) if m in sys.modules))\n"
-    )
+    out, loaded = run_cli(["--help"], ("numpy", *HEAVY))
     assert out.returncode == 0, out.stderr
     assert "predict" in out.stdout
-    assert out.stdout.strip().splitlines()[-1] == "LOADED []"
+    assert loaded == "LOADED []"
 
 
 # ------------------------------------------------------------------ streaming
