@@ -22,3 +22,15 @@ def make_tiny_config(*sets: str):
 def tiny_config():
     """The builder ``tiny_config("train.epochs=2", ...)`` -> Config."""
     return make_tiny_config
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def kernels_backend(request, monkeypatch):
+    """Run a test twice: train_step's small work as numpy calls, then as the compiled loops
+    of ner_window/kernels.py (skipped when numba is not installed)."""
+    from ner_window import kernels
+
+    if request.param == "compiled" and kernels.njit is None:
+        pytest.skip("numba is not installed (the 'fast' extra)")
+    monkeypatch.setattr(kernels, "ENABLED", request.param == "compiled")
+    return request.param

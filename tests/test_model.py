@@ -258,7 +258,7 @@ def _expected_sgd(params, grads, lr):
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize("casing", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_train_step_update_equals_params_minus_lr_grad(task, loss, activation, casing, dtype):
+def test_train_step_update_equals_params_minus_lr_grad(task, loss, activation, casing, dtype, kernels_backend):
     params, ids, cas, y = small_model(task, casing=casing, dtype=dtype)
     kw = dict(activation=activation, loss=loss, pos_weight=3.0, lam=0.05, train_E=True, regularize_E=True)
     J, grads = reference_grads(params, ids, cas, y, **kw)
@@ -272,7 +272,7 @@ def test_train_step_update_equals_params_minus_lr_grad(task, loss, activation, c
         np.testing.assert_allclose(getattr(updated, name), want, rtol=rtol, atol=atol, err_msg=name)
 
 
-def test_train_step_with_frozen_E_leaves_E_alone_and_casing_still_learns():
+def test_train_step_with_frozen_E_leaves_E_alone_and_casing_still_learns(kernels_backend):
     params, ids, cas, y = small_model()
     kw = dict(activation="tanh", loss="bce", lam=0.01, train_E=False, regularize_E=True)
     _, grads = reference_grads(params, ids, cas, y, **kw)
@@ -283,7 +283,7 @@ def test_train_step_with_frozen_E_leaves_E_alone_and_casing_still_learns():
     np.testing.assert_allclose(updated.W, params.W - 0.5 * grads.dW, rtol=1e-12)
 
 
-def test_fine_tuning_changes_only_the_rows_of_E_the_batch_used():
+def test_fine_tuning_changes_only_the_rows_of_E_the_batch_used(kernels_backend):
     params, ids, cas, y = small_model()
     updated = params.copy()
     train_step(updated, ids, cas, y, lr=0.5, activation="sigmoid", loss="bce", lam=0.1, train_E=True, regularize_E=True)
@@ -292,7 +292,7 @@ def test_fine_tuning_changes_only_the_rows_of_E_the_batch_used():
 
 
 @pytest.mark.parametrize("task,loss", [("binary", "bce"), ("multiclass", "ce")])
-def test_train_step_with_classical_momentum(task, loss):
+def test_train_step_with_classical_momentum(task, loss, kernels_backend):
     params, ids, cas, y = small_model(task)
     lr, mu = 0.2, 0.9
     kw = dict(activation="tanh", loss=loss, pos_weight=2.0, lam=0.02, train_E=True, regularize_E=False)
@@ -322,7 +322,7 @@ def test_momentum_needs_a_velocity():
         train_step(params, ids, cas, y, lr=0.1, activation="tanh", loss="bce", momentum=0.9)
 
 
-def test_float32_training_stays_float32():
+def test_float32_training_stays_float32(kernels_backend):
     params, ids, cas, y = small_model(dtype=np.float32)
     velocity = make_velocity(params)
     J = train_step(params, ids, cas, y, lr=0.1, activation="relu", loss="squared", lam=1e-3, train_E=True,

@@ -1,7 +1,7 @@
 """The prediction path stays light and streams (issue 7).
 
 `ner-window predict` must start fast: tagging imports none of gensim, pandas,
-scikit-learn, scipy or matplotlib (checked in a fresh interpreter, since this
+scikit-learn, scipy, matplotlib or numba (checked in a fresh interpreter, since this
 test process has imported them all), and `--help` does not even import numpy.
 `tag_lines` must stream: it pulls lines from its input only as it needs them.
 The speed-ups on this path must not change a single token or label: the
@@ -29,7 +29,7 @@ from ner_window.tokenize import _TOKEN, Token, token_spans, tokenize
 from ner_window.vocab import SPECIALS, Vocab
 from ner_window.windows import CASING_CLASSES, casing_class, make_windows
 
-HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib")
+HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba")
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [*SPECIALS, "museums", "in", "paris", "are", "amazing", "the", "of", ",", "."]
 

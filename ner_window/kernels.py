@@ -1,0 +1,158 @@
+"""Compiled loops for the fast path's small work: gather, bias, output layer + δ, scatter.
+
+Why they exist.  A training step on a batch of 64 windows (d = 50, H = 100) is two
+BLAS products with E frozen (Z = X Wᵀ, ΔW = Δᵀ X) and three fine-tuned (+ ∂J/∂X = Δ W);
+on one core they take ~75 µs.  Everything else -- the gather, b, f, s = h u + c, the
+loss, δs, Δ = (δs uᵀ) ∘ f'(Z), ∂J/∂b, ∂J/∂u, ∂J/∂c, the sparse update of E -- is
+~30 numpy calls on arrays of 64 to 16,000 numbers, and there a numpy call costs its
+overhead (~1-3 µs) more than its arithmetic.  Measured on this project's 2-core
+machine, those calls were ~40% of a step.  Written as plain loops and compiled by
+numba, the same arithmetic is 4 calls, and a step is ~1.4x faster (BENCHMARKS.md).
+
+The maths is model.py's, line for line; model.py's numpy code for each piece stays
+the readable version (and the fallback when numba is not installed: `pip install
+'ner-window[fast]'` adds it, the Makefile installs it).  tests/test_kernels.py checks
+each kernel against its numpy twin, and tests/test_model.py runs train_step both ways
+against the reference path.  NER_WINDOW_KERNELS=numpy turns the kernels off.
+
+Floating point.  Each kernel keeps the arrays' dtype (float32 stays float32); sums
+may be reassociated (fastmath "reassoc", "contract": so the loops vectorise), which
+changes float32 results in the last bits, never NaN/inf handling (a NaN still
+reaches J, where the trainer stops on it).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:  # numba is the optional "fast" extra
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised by the numpy path's tests instead
+    njit = None
+
+# activation and loss codes (numba compiles one function; the branch is per batch)
+ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2}
+LOSS_CODES = {"bce": 0, "squared": 1}
+_FASTMATH = {"reassoc", "contract"}  # not "nnan"/"ninf": NaN must still reach J
+
+
+# NER_WINDOW_KERNELS=numpy (read at import) runs the numpy twins instead; tests flip ENABLED
+ENABLED = os.environ.get("NER_WINDOW_KERNELS", "").lower() != "numpy"
+
+
+def available() -> bool:
+    """True when numba is installed and the kernels are not turned off."""
+    return njit is not None and ENABLED
+
+
+if njit is not None:
+
+    # The row copies below go through 1-D views (row, out): written as X[i, col + m]
+    # the loops did not vectorise and ran 4x slower (measured, numba 0.68).
+
+    @njit(cache=True, fastmath=_FASTMATH)
+    def gather_rows(table, ids, X, offset, stride):  # pragma: no cover - compiled
+        """X[i, t*stride + offset : ... + k] = table[ids[i, t]] for every window i, token t.
+
+        table (n, k); ids (B, w) int; X (B, w*stride).  Returns -1, or the flat position
+        of the first id outside [0, n) (then X is partly written: the caller raises).
+        """
+        B, w = ids.shape
+        n, k = table.shape
+        for i in range(B):
+            for t in range(w):
+                r = ids[i, t]
+                if r < 0 or r >= n:
+                    return i * w + t
+                row = table[r]
+                out = X[i, t * stride + offset :]
+                for m in range(k):
+                    out[m] = row[m]
+        return -1
+
+    @njit(cache=True, fastmath=_FASTMATH)
+    def scatter_add_rows(table, ids, dX, offset, stride):  # pragma: no cover - compiled
+        """table[ids[i, t]] += dX[i, t*stride + offset : ... + k]: gather_rows run backwards.
+
+        One window after another, so a row used twice gets both slices added (the
+        chain rule's sum).  ids must lie in [0, n) (gather_rows checked them).
+        """
+        B, w = ids.shape
+        k = table.shape[1]
+        for i in range(B):
+            for t in range(w):
+                row = table[ids[i, t]]
+                src = dX[i, t * stride + offset :]
+                for m in range(k):
+                    row[m] += src[m]
+
+    @njit(cache=True, fastmath=_FASTMATH)
+    def add_bias(z, b):  # pragma: no cover - compiled
+        """z += b row by row: z (B, H), b (H,)."""
+        B, H = z.shape
+        for i in range(B):
+            for j in range(H):
+                z[i, j] += b[j]
+
+    @njit(cache=True, fastmath=_FASTMATH)
+    def binary_head(h, u, c, y, pos_weight, lr, loss_code, act_code, t, delta, gb, gu):  # pragma: no cover
+        """The binary output layer, its loss and the error signals, for one batch, fused.
+
+        h (B, H) hidden activations; u (H,); c the output bias (0.0 without one);
+        y (B,) int 0/1; ω_i = pos_weight if y_i else 1.  Per example (model.py steps 1-3):
+            s = u·h + c,  p = σ(s),
+            bce:      ℓ = softplus(s) − y s,   ∂ℓ/∂s = p − y
+            squared:  ℓ = (p − y)²,           ∂ℓ/∂s = 2(p − y) p (1 − p)
+            δs_i = ω_i ∂ℓ_i/∂s_i / Σω,   t_i = −lr δs_i                      -> t (B,)
+            Δ_ij = t_i u_j f'(z_ij), f' from h (σ: h − h², tanh: 1 − h², relu: [h > 0])  -> delta
+        and the SGD steps of the output layer and b: gb = Σ_i Δ_i (H,), gu = Σ_i t_i h_i (H,).
+        Returns (J_data = Σ ω ℓ / Σ ω, gc = Σ_i t_i).
+        """
+        B, H = h.shape
+        total = 0.0
+        for i in range(B):
+            total += pos_weight if y[i] != 0 else 1.0
+        for j in range(H):
+            gb[j] = 0.0
+            gu[j] = 0.0
+        J = 0.0
+        gc = 0.0
+        for i in range(B):
+            s = 0.0
+            for j in range(H):
+                s += h[i, j] * u[j]
+            s += c
+            yi = 1.0 if y[i] != 0 else 0.0
+            omega = pos_weight if y[i] != 0 else 1.0
+            if s >= 0.0:  # σ and softplus without overflow
+                e = np.exp(-s)
+                p = 1.0 / (1.0 + e)
+                softplus = s + np.log1p(e)
+            else:
+                e = np.exp(s)
+                p = e / (1.0 + e)
+                softplus = np.log1p(e)
+            if loss_code == 0:
+                ell = softplus - yi * s
+                dl_ds = p - yi
+            else:
+                ell = (p - yi) ** 2
+                dl_ds = 2.0 * (p - yi) * p * (1.0 - p)
+            J += omega * ell
+            t[i] = -lr * omega * dl_ds / total  # stored in the arrays' dtype
+            ti = t[i]
+            gc += ti
+            for j in range(H):
+                hij = h[i, j]
+                if act_code == 0:
+                    d = ti * u[j] * (hij - hij * hij)
+                elif act_code == 1:
+                    d = ti * u[j] - ti * u[j] * hij * hij
+                else:
+                    d = (hij > 0) * (ti * u[j])  # bool × float32 stays float32
+                delta[i, j] = d
+                gb[j] += d
+                gu[j] += ti * hij
+        return J / total, gc
