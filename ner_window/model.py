@@ -67,7 +67,10 @@ Two implementations of the same maths live here.  The reference path -- gather()
 forward(), loss_and_delta_s(), backward() -- allocates freely and is what the gradient
 check (gradcheck.py) verifies.  train_step() and predict_proba() are the FAST PATH: the
 same equations fused, in preallocated buffers, updating parameters in place; the tests
-check that they agree with the reference path.
+check that they agree with the reference path.  With numba installed (the "fast" extra),
+train_step runs its small non-matrix work -- gather, + b, the binary output layer with
+its loss and δ, the E-row scatter -- as the compiled loops of kernels.py; the numpy
+lines here are the same maths and run without numba.
 """
 
 from __future__ import annotations
@@ -686,9 +689,12 @@ def _sq(a: np.ndarray) -> float:
 # (no allocation per batch), gathering with np.take(out=), activations and
 # derivatives in place with f' taken from h, no ∂J/∂X at all when E is frozen
 # (only the casing columns when there are casing vectors), δs scaled by −lr once
-# so that every product is already the SGD step, and a flat np.add.at for the
-# sparse E update.  Python floats (never np.float64 scalars) multiply float32
-# arrays, so nothing is upcast to float64.
+# so that every product is already the SGD step, a flat np.add.at for the
+# sparse E update, and W stored column-major (see Params).  Python floats (never
+# np.float64 scalars) multiply float32 arrays, so nothing is upcast to float64.
+# What is left after the products is per-call overhead of ~30 small numpy calls;
+# kernels.py (numba) removes most of it: 134 -> 97 µs a frozen-E step, 198 -> 147
+# fine-tuned (batch 64, d = 50, H = 100, float32, one BLAS thread, BENCHMARKS.md).
 #
 # BLAS threads.  For training they are the caller's choice.  Measured on 2 idle
 # cores (float32, d=50, H=100, radius 2, batch 64): OpenBLAS's default 2 threads

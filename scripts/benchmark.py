@@ -275,9 +275,20 @@ def _seconds(fn) -> float:
     return time.perf_counter() - t0
 
 
+def kernels_info() -> str:
+    """How train_step runs its small work here: "numba <version>" (ner_window/kernels.py) or "numpy"."""
+    from ner_window import kernels
+
+    if not kernels.available():
+        return "numpy"
+    import numba
+
+    return f"numba {numba.__version__}"
+
+
 def machine_info() -> dict:
     info = {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "platform": platform.platform()}
+            "platform": platform.platform(), "kernels": kernels_info()}
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
@@ -337,6 +348,9 @@ def run(args) -> dict:
         for train_E in (False, True):
             key = "ner_window" + ("" if act == act0 else f"_{act}") + ("_finetuned" if train_E else "")
             state[key] = params0.copy()
+            # untimed: the first step loads (or, on a fresh clone, compiles) the numba kernels
+            train_step(params0.copy(), data.ids[:args.batch], None, data.y[:args.batch], lr=args.lr, activation=act,
+                       loss="bce", train_E=train_E)
 
             def fn(key=key, act=act, train_E=train_E):
                 with blas_threads_limited(args.nw_blas_threads):  # what train() does with train.blas_threads
@@ -538,7 +552,7 @@ def format_text(res: dict) -> str:
         f"lr {cfg['lr']}, plain SGD, one epoch, gather included; E has {cfg['vocab_rows']:,} rows; "
         f"median [min-max] of {cfg['repeat']} interleaved runs",
         f"machine: {m.get('cpus')} CPUs ({m.get('cpu', '?')}), numpy {m['numpy']} / {m.get('blas', '?')}, "
-        f"torch {m.get('torch')}, scikit-learn {m.get('sklearn')}; load average "
+        f"torch {m.get('torch')}, scikit-learn {m.get('sklearn')}, train_step kernels: {m.get('kernels')}; load average "
         f"{m['load_average_before'][0]:.2f} before, {m['load_average_after'][0]:.2f} after",
         "",
         f"{'training (windows/s)':<34}{'median':>9}  {'min-max':<17}{'ner-window x':>13}",
