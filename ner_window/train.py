@@ -376,6 +376,9 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
             + (f"pretrained coverage: train tokens {cov['train']['tokens']:.1%} types {cov['train']['types']:.1%}"
                if cov["train"] else "no pretrained vectors")
             + (f", dev tokens {cov['dev']['tokens']:.1%} types {cov['dev']['types']:.1%}" if cov["dev"] else ""))
+        # the pretrained KeyedVectors and prep.E (init_params copied it into params.E) are not
+        # needed any more: with all 400k GloVe words they hold ~250 MB through the whole run
+        del prep
 
     train_data = labelled_data(train_sents, vocab, mc.radius, classes, cfg.data.location_types)
     dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, cfg.data.location_types) if dev_sents else None
