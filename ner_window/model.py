@@ -464,6 +464,11 @@ def init_params(
 
 
 def _check_batch(params: Params, ids: np.ndarray, casing: np.ndarray | None) -> None:
+    for name, a in (("word", ids), ("casing", casing)):
+        if a is not None and a.dtype.kind not in "iu":
+            raise ModelError(
+                f"{name} ids must be an integer array, got dtype {a.dtype}: build them with ner_window.windows"
+            )
     if ids.ndim != 2 or ids.shape[1] != params.window:
         raise ModelError(
             f"the model expects windows of {params.window} tokens (radius {params.radius}), "
@@ -837,12 +842,12 @@ def _fast_kernels():
     return _kernels_module if _kernels_module.available() else None
 
 
-def _gather_compiled(K, params: Params, ids: np.ndarray, casing: np.ndarray | None, X: np.ndarray) -> np.ndarray:
-    """_gather_into() by the compiled loop, which also checks every id against its table."""
+def _gather_compiled(kern, params: Params, ids: np.ndarray, casing: np.ndarray | None, X: np.ndarray) -> np.ndarray:
+    """_gather_into() by the compiled loop (kern = ner_window.kernels), which also checks every id."""
     stride = params.d + params.d_c
-    bad = K.gather_rows(params.E, ids, X, 0, stride)
+    bad = kern.gather_rows(params.E, ids, X, 0, stride)
     if bad < 0 and params.C is not None:
-        bad = K.gather_rows(params.C, casing, X, params.d, stride)
+        bad = kern.gather_rows(params.C, casing, X, params.d, stride)
     if bad >= 0:
         _check_ids_range(params, ids, casing)  # raises the ModelError that names the cause
     return X
@@ -890,14 +895,14 @@ def _shrink_rows(E: np.ndarray, ids: np.ndarray, lr: float, lam_E: float) -> flo
     return sq
 
 
-def _scatter_into(K, table: np.ndarray, ids: np.ndarray, dX: np.ndarray, offset: int, stride: int) -> None:
+def _scatter_into(kern, table: np.ndarray, ids: np.ndarray, dX: np.ndarray, offset: int, stride: int) -> None:
     """Step 5: table[ids[i, t]] += dX[i, t*stride + offset : ... + k], repeats summed.
 
     table (n, k) E or C; ids (B, w); dX (B, w*stride) C-contiguous, e.g. −lr ∂J/∂X with
-    stride d + d_c.  K: the compiled kernels, or None for numpy's flat np.add.at.
+    stride d + d_c.  kern: ner_window.kernels (compiled loop), or None for numpy's flat np.add.at.
     """
-    if K is not None:
-        K.scatter_add_rows(table, ids, dX, offset, stride)
+    if kern is not None:
+        kern.scatter_add_rows(table, ids, dX, offset, stride)
     else:
         B, w = ids.shape
         _add_rows_at(table, ids.reshape(-1), dX.reshape(B * w, stride)[:, offset : offset + table.shape[1]])
@@ -934,7 +939,7 @@ def train_step(
     if momentum and velocity is None:
         raise ValueError("momentum > 0 needs velocity=make_velocity(params)")
     _check_batch(params, ids, casing)
-    K = _fast_kernels()
+    kern = _fast_kernels()  # ner_window.kernels, or None
     lr, lam, momentum = float(lr), float(lam), float(momentum)
     B, w = ids.shape
     W = params.W
@@ -944,26 +949,25 @@ def train_step(
     buf = _train_buffers(params, B)
 
     # forward (gather, forward): X, then z -> h in place
-    if K is None:
-        try:
-            X = _gather_into(params, ids, casing, buf.X)
-        except IndexError:
-            _check_ids_range(params, ids, casing)  # raises the ModelError that names the cause
-            raise
+    if kern is None:
+        # checked here, not by np.take: its mode="raise" lets −1 through (it wraps, as in
+        # Python), and the check costs what "clip" saves (raise makes a buffered copy)
+        _check_ids_range(params, ids, casing)
+        X = _gather_into(params, ids, casing, buf.X, mode="clip")
         h = _hidden_into(X, W.T, params.b, activation, buf.z)
     else:
-        X = _gather_compiled(K, params, ids, casing, buf.X)
+        X = _gather_compiled(kern, params, ids, casing, buf.X)
         h = np.matmul(X, W.T, out=buf.z)
-        K.add_bias(h, params.b)
+        kern.add_bias(h, params.b)
         ACTIVATIONS[activation](h)
 
     # steps 1-3: J_data and δs; δ = (u δs) ∘ f'(z).  Every gradient below is linear in
     # δs, so scaling δs by −lr once makes each product below the SGD step −lr ∂J_data/∂θ.
     delta = buf.delta
-    if K is not None and n_out == 1:
-        J_data, step_c = K.binary_head(
+    if kern is not None and n_out == 1:
+        J_data, step_c = kern.binary_head(
             h, params.u, 0.0 if c is None else float(params.c), y, float(pos_weight), lr,
-            _kernels_module.LOSS_CODES[loss], _kernels_module.ACTIVATION_CODES[activation],
+            kern.LOSS_CODES[loss], kern.ACTIVATION_CODES[activation],
             buf.t, delta, buf.step_b, buf.step_u,
         )
         step_b, step_u = buf.step_b, buf.step_u
@@ -1002,12 +1006,12 @@ def train_step(
     # step 5: scatter the rows of ∂J/∂X into C (dense: K is tiny) and E (sparse)
     if d_c:
         dC = np.zeros_like(params.C)
-        _scatter_into(K, dC, casing, *casing_cols)
+        _scatter_into(kern, dC, casing, *casing_cols)
         _apply_step(params.C, dC, 0.0, momentum, vel.get("C"))
     if train_E:
         if lam and regularize_E:
             J += 0.5 * lam * _shrink_rows(params.E, ids, lr, lam)
-        _scatter_into(K, params.E, ids, dX, 0, d + d_c)
+        _scatter_into(kern, params.E, ids, dX, 0, d + d_c)
     return J
 
 

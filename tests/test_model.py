@@ -355,6 +355,22 @@ def test_bad_ids_are_a_model_error():
         predict_proba(params, np.full((4, 3), 12), np.zeros((4, 3), int), "tanh")
     with pytest.raises(ModelError, match="casing"):
         gather(params, ids, None)
+    with pytest.raises(ModelError, match="integer"):
+        gather(params, ids.astype(float), cas)
+
+
+def test_train_step_names_bad_ids(kernels_backend):
+    params, ids, cas, y = small_model()
+    kw = dict(lr=0.1, activation="tanh", loss="bce", train_E=True)
+    for bad_ids, bad_cas, match in [(ids.astype(float), cas, "word ids must be an integer array"),
+                                    (ids, cas.astype(float), "casing ids must be an integer array"),
+                                    (np.where(ids == 3, 12, ids), cas, r"word ids must lie in \[0, 12\)"),
+                                    (ids, np.where(cas == 1, -1, cas), r"casing ids must lie in \[0, 5\)")]:
+        before = params.copy()
+        with pytest.raises(ModelError, match=match):
+            train_step(params, bad_ids, bad_cas, y, **kw)
+        for name in ("E", "C", "W", "b", "u", "c"):  # nothing was updated
+            np.testing.assert_array_equal(getattr(params, name), getattr(before, name), err_msg=name)
 
 
 # --- parameters -----------------------------------------------------------------------
