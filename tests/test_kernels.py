@@ -139,3 +139,24 @@ def test_train_step_both_ways_gives_the_same_run(monkeypatch):
     for name in ("E", "C", "W", "b", "u", "c"):
         np.testing.assert_allclose(getattr(runs[True], name), getattr(runs[False], name), rtol=1e-9, atol=1e-12,
                                    err_msg=name)
+
+
+def test_unusable_kernels_fall_back_to_numpy_with_one_warning(monkeypatch):
+    """numba present but its kernels failing to load (say, no writable cache directory): the step
+    warns, names the way out, and trains exactly as the numpy path does."""
+    import sys
+
+    params, ids, y = init_params(20, 4, 1, 5, rng=np.random.default_rng(0), dtype=np.float64), None, None
+    rng = np.random.default_rng(1)
+    ids, y = rng.integers(0, 20, (8, 3)), rng.integers(0, 2, 8)
+    want = params.copy()
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    train_step(want, ids, None, y, lr=0.1, activation="tanh", loss="bce", train_E=True)
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    monkeypatch.setattr(model, "_kernels_module", None)
+    monkeypatch.setitem(sys.modules, "ner_window.kernels", None)  # the import now fails
+    with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
+        train_step(params, ids, None, y, lr=0.1, activation="tanh", loss="bce", train_E=True)
+    for name in ("E", "W", "b", "u", "c"):
+        np.testing.assert_array_equal(getattr(params, name), getattr(want, name), err_msg=name)
+    assert model._fast_kernels() is None  # decided once: no second warning, no second import
