@@ -7,7 +7,9 @@ loss, δs, Δ = (δs uᵀ) ∘ f'(Z), ∂J/∂b, ∂J/∂u, ∂J/∂c, the spars
 ~30 numpy calls on arrays of 64 to 16,000 numbers, and there a numpy call costs its
 overhead (~1-3 µs) more than its arithmetic.  Measured on this project's 2-core
 machine, those calls were ~40% of a step.  Written as plain loops and compiled by
-numba, the same arithmetic is 4 calls, and a step is ~1.4x faster (BENCHMARKS.md).
+numba, the same arithmetic is 4 calls (gather_rows, add_bias, binary_head or
+softmax_head, scatter_add_rows; tanh stays numpy's, which is vectorised), and a step
+is ~1.4x faster (BENCHMARKS.md).
 
 The maths is model.py's, line for line; model.py's numpy code for each piece stays
 the readable version (and the fallback when numba is not installed: `pip install
@@ -156,3 +158,65 @@ if njit is not None:
                 gb[j] += d
                 gu[j] += ti * hij
         return J / total, gc
+
+    @njit(cache=True, fastmath=_FASTMATH)
+    def softmax_head(h, U, c, y, pos_weight, lr, act_code, T, delta, gb, gU, gc):  # pragma: no cover
+        """The multiclass output layer, its cross-entropy and the error signals, fused.
+
+        h (B, H); U (n, H); c (n,) (zeros without an output bias); y (B,) int class
+        indices; ω_i = pos_weight if y_i != 0 (an entity) else 1.  Per example:
+            s = U h + c,  p = softmax(s),  ℓ = logsumexp(s) − s_y,  ∂ℓ/∂s = p − onehot(y)
+            δs_i = ω_i (p − onehot(y_i)) / Σω,   T_i = −lr δs_i                  -> T (B, n)
+            Δ_i = (Uᵀ T_i) ∘ f'(z_i)                                             -> delta
+        and the steps gb = Σ_i Δ_i (H,), gU = Σ_i T_i h_iᵀ (n, H), gc = Σ_i T_i (n,).
+        Returns J_data = Σ ω ℓ / Σ ω.
+        """
+        B, H = h.shape
+        n = U.shape[0]
+        total = 0.0
+        for i in range(B):
+            total += pos_weight if y[i] != 0 else 1.0
+        gb[:] = 0.0
+        gU[:, :] = 0.0
+        gc[:] = 0.0
+        e = np.empty(n)  # exp(s_k − max s)
+        dh = np.empty(H, delta.dtype)  # ∂J/∂h_i = Uᵀ T_i, times −lr
+        J = 0.0
+        for i in range(B):
+            hi = h[i]
+            for k in range(n):
+                Uk = U[k]
+                acc = 0.0
+                for j in range(H):
+                    acc += hi[j] * Uk[j]
+                e[k] = acc + c[k]
+            m = e.max()
+            s_y = e[y[i]]
+            Z = 0.0
+            for k in range(n):
+                e[k] = np.exp(e[k] - m)
+                Z += e[k]
+            omega = pos_weight if y[i] != 0 else 1.0
+            J += omega * (np.log(Z) + m - s_y)
+            Ti = T[i]
+            for k in range(n):
+                Ti[k] = -lr * omega * (e[k] / Z - (1.0 if k == y[i] else 0.0)) / total  # the arrays' dtype
+                gc[k] += Ti[k]
+            dh[:] = 0.0
+            for k in range(n):
+                tk, Uk, gUk = Ti[k], U[k], gU[k]
+                for j in range(H):
+                    dh[j] += tk * Uk[j]
+                    gUk[j] += tk * hi[j]
+            di = delta[i]
+            for j in range(H):
+                hij = hi[j]
+                if act_code == 0:
+                    d = dh[j] * (hij - hij * hij)
+                elif act_code == 1:
+                    d = dh[j] - dh[j] * hij * hij
+                else:
+                    d = (hij > 0) * dh[j]
+                di[j] = d
+                gb[j] += d
+        return J / total

@@ -742,9 +742,12 @@ class _TrainBuffers:
         self.work = np.empty((B, H), dtype)  # f'(z)
         self.dX = np.empty((B, D), dtype)
         self.dW = np.empty((H, D), dtype, order=order)  # W's layout, so that W += ΔW is a plain add
-        self.t = np.empty(B, dtype)  # −lr δs (binary, compiled path)
+        # compiled path: −lr δs, and the steps of b, u (U), c
+        self.t = np.empty(B if n_out == 1 else (B, n_out), dtype)
         self.step_b = np.empty(H, dtype)
-        self.step_u = np.empty(H, dtype)
+        self.step_u = np.empty(H if n_out == 1 else (n_out, H), dtype)
+        self.step_c = np.empty(n_out, dtype)
+        self.no_bias = np.zeros(n_out, dtype)  # c for a model without an output bias
 
 
 def _train_buffers(params: Params, B: int) -> _TrainBuffers:
@@ -983,6 +986,12 @@ def train_step(
             buf.t, delta, buf.step_b, buf.step_u,
         )
         step_b, step_u = buf.step_b, buf.step_u
+    elif kern is not None:  # multiclass: softmax + cross-entropy
+        J_data = kern.softmax_head(
+            h, U, buf.no_bias if c is None else c, y, float(pos_weight), lr,
+            kern.ACTIVATION_CODES[activation], buf.t, delta, buf.step_b, buf.step_u, buf.step_c,
+        )
+        step_b, step_u, step_c = buf.step_b, buf.step_u, buf.step_c
     else:
         s = _scores_into(h, U, c, buf.s)
         J_data, delta_s = loss_and_delta_s(s[:, 0] if n_out == 1 else s, y, loss, pos_weight)

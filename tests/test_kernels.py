@@ -106,6 +106,32 @@ def test_binary_head_equals_the_numpy_lines_it_replaces(dtype, activation, loss,
     assert gc == pytest.approx(step_s.sum(), rel=1e-5 if dtype == np.float32 else 1e-12, abs=1e-7)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("pos_weight", [1.0, 3.0])
+@pytest.mark.parametrize("with_c", [True, False])
+def test_softmax_head_equals_the_numpy_lines_it_replaces(dtype, activation, pos_weight, with_c):
+    rng = np.random.default_rng(5)
+    B, H, n, lr = 9, 6, 4, 0.3
+    h = model.ACTIVATIONS[activation](rng.standard_normal((B, H)).astype(dtype) * 2)
+    U = rng.standard_normal((n, H)).astype(dtype)
+    c = rng.standard_normal(n).astype(dtype) if with_c else np.zeros(n, dtype)
+    y = rng.integers(0, n, B)
+    y[0], y[1] = 0, 3
+    # numpy: s = h Uᵀ + c, loss_and_delta_s("ce"), Δ = (−lr δs U) ∘ f'(z), steps for b, U, c
+    J_want, delta_s = loss_and_delta_s(h @ U.T + c, y, "ce", pos_weight)
+    step_s = -lr * delta_s
+    delta_want = DERIVATIVES[activation](h, step_s @ U)
+    T, delta = np.empty((B, n), dtype), np.empty((B, H), dtype)
+    gb, gU, gc = np.empty(H, dtype), np.empty((n, H), dtype), np.empty(n, dtype)
+    J = kernels.softmax_head(h, U, c, y, pos_weight, lr, kernels.ACTIVATION_CODES[activation], T, delta, gb, gU, gc)
+    assert J == pytest.approx(J_want, rel=1e-5 if dtype == np.float32 else 1e-12)
+    for got, want in [(T, step_s), (delta, delta_want), (gb, delta_want.sum(0)), (gU, step_s.T @ h),
+                      (gc, step_s.sum(0))]:
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **tol(dtype))
+
+
 def test_binary_head_is_stable_for_large_scores_and_lets_nan_through():
     B, H = 2, 3
     h = np.ones((B, H))
