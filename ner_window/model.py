@@ -68,9 +68,9 @@ forward(), loss_and_delta_s(), backward() -- allocates freely and is what the gr
 check (gradcheck.py) verifies.  train_step() and predict_proba() are the FAST PATH: the
 same equations fused, in preallocated buffers, updating parameters in place; the tests
 check that they agree with the reference path.  With numba installed (the "fast" extra),
-train_step runs its small non-matrix work -- gather, + b, the binary output layer with
-its loss and δ, the E-row scatter -- as the compiled loops of kernels.py; the numpy
-lines here are the same maths and run without numba.
+train_step runs its small non-matrix work -- gather, + b, the output layer (binary or
+softmax) with its loss and δ, the E-row scatter -- as the compiled loops of kernels.py;
+the numpy lines here are the same maths and run without numba.
 """
 
 from __future__ import annotations
@@ -759,7 +759,8 @@ def _train_buffers(params: Params, B: int) -> _TrainBuffers:
     if bufs is None:
         if len(cache) >= 8:
             cache.clear()
-        bufs = cache[key] = _TrainBuffers(B, params.W.shape[1], params.W.shape[0], params.n_classes, params.dtype, order)
+        H, D = params.W.shape
+        bufs = cache[key] = _TrainBuffers(B, D, H, params.n_classes, params.dtype, order)
     return bufs
 
 

@@ -552,8 +552,8 @@ def format_text(res: dict) -> str:
         f"lr {cfg['lr']}, plain SGD, one epoch, gather included; E has {cfg['vocab_rows']:,} rows; "
         f"median [min-max] of {cfg['repeat']} interleaved runs",
         f"machine: {m.get('cpus')} CPUs ({m.get('cpu', '?')}), numpy {m['numpy']} / {m.get('blas', '?')}, "
-        f"torch {m.get('torch')}, scikit-learn {m.get('sklearn')}, train_step kernels: {m.get('kernels')}; load average "
-        f"{m['load_average_before'][0]:.2f} before, {m['load_average_after'][0]:.2f} after",
+        f"torch {m.get('torch')}, scikit-learn {m.get('sklearn')}, train_step kernels: {m.get('kernels')}; "
+        f"load average {m['load_average_before'][0]:.2f} before, {m['load_average_after'][0]:.2f} after",
         "",
         f"{'training (windows/s)':<34}{'median':>9}  {'min-max':<17}{'ner-window x':>13}",
     ]
