@@ -764,43 +764,46 @@ def _train_buffers(params: Params, B: int) -> _TrainBuffers:
     return bufs
 
 
-def _casing_columns(w: int, d: int, d_c: int) -> np.ndarray:
-    """(w*d_c,) intp: the columns of X (and W) that hold casing vectors (cached, read-only)."""
-    cache = _scratch.__dict__.setdefault("casing_columns", {})
-    cols = cache.get((w, d, d_c))
-    if cols is None:
-        cols = cache[(w, d, d_c)] = (np.arange(w)[:, None] * (d + d_c) + d + np.arange(d_c)).reshape(-1)
-        cols.flags.writeable = False
-    return cols
-
-
-def _tiled_arange(n: int, d: int) -> np.ndarray:
-    """(n*d,) intp: 0, 1, ..., d-1 repeated n times (cached, read-only)."""
-    cache = _scratch.__dict__.setdefault("aranges", {})
-    a = cache.get((n, d))
+def _constant(name: str, key: tuple, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """build() for (name, key), cached in this thread and made read-only (64 entries a name at most)."""
+    cache = _scratch.__dict__.setdefault(name, {})
+    a = cache.get(key)
     if a is None:
         if len(cache) >= 64:
             cache.clear()
-        a = cache[(n, d)] = np.tile(np.arange(d, dtype=np.intp), n)
+        a = cache[key] = build()
         a.flags.writeable = False
     return a
 
 
-def _gather_into(
-    params: Params, ids: np.ndarray, casing: np.ndarray | None, X: np.ndarray, mode: str = "raise"
-) -> np.ndarray:
-    """gather() into the preallocated X (B, D).  mode="clip" only for ids already range-checked."""
+def _casing_columns(w: int, d: int, d_c: int) -> np.ndarray:
+    """(w*d_c,) intp: the columns of X (and W) that hold casing vectors (cached, read-only)."""
+    return _constant("casing_columns", (w, d, d_c),
+                     lambda: (np.arange(w)[:, None] * (d + d_c) + d + np.arange(d_c)).reshape(-1))
+
+
+def _tiled_arange(n: int, d: int) -> np.ndarray:
+    """(n*d,) intp: 0, 1, ..., d-1 repeated n times (cached, read-only)."""
+    return _constant("aranges", (n, d), lambda: np.tile(np.arange(d, dtype=np.intp), n))
+
+
+def _gather_into(params: Params, ids: np.ndarray, casing: np.ndarray | None, X: np.ndarray) -> np.ndarray:
+    """gather() into the preallocated X (B, D), for ids already range-checked (_check_ids_range).
+
+    np.take's mode="clip" never clips such ids; it only spares np.take the buffered copy
+    that its default mode="raise" makes (and "raise" would let −1 through anyway).
+    """
     B, w = ids.shape
     d = params.d
     if params.C is None:
-        np.take(params.E, ids.reshape(-1), axis=0, out=X.reshape(B * w, d), mode=mode)
+        np.take(params.E, ids.reshape(-1), axis=0, out=X.reshape(B * w, d), mode="clip")
     else:
         # np.take into the strided column slices of X is slow (measured 870 µs for 4096
         # windows); taking into contiguous scratch and copying the slices takes 490 µs
         d_c, dt = params.d_c, params.dtype
         e, c = _buffer("gather_e", (B, w, d), dt), _buffer("gather_c", (B, w, d_c), dt)
-        np.take(params.E, ids, axis=0, out=e, mode=mode)
-        np.take(params.C, casing, axis=0, out=c, mode=mode)
+        np.take(params.E, ids, axis=0, out=e, mode="clip")
+        np.take(params.C, casing, axis=0, out=c, mode="clip")
         X3 = X.reshape(B, w, d + d_c)
         X3[:, :, :d] = e
         X3[:, :, d:] = c
@@ -966,10 +969,8 @@ def train_step(
 
     # forward (gather, forward): X, then z -> h in place
     if kern is None:
-        # checked here, not by np.take: its mode="raise" lets −1 through (it wraps, as in
-        # Python), and the check costs what "clip" saves (raise makes a buffered copy)
-        _check_ids_range(params, ids, casing)
-        X = _gather_into(params, ids, casing, buf.X, mode="clip")
+        _check_ids_range(params, ids, casing)  # _gather_into trusts the ids
+        X = _gather_into(params, ids, casing, buf.X)
         h = _hidden_into(X, W.T, params.b, activation, buf.z)
     else:
         X = _gather_compiled(kern, params, ids, casing, buf.X)
@@ -1070,10 +1071,8 @@ def predict_proba(
     def forward_chunk(start: int) -> None:
         stop = min(N, start + batch_size)
         B = stop - start
-        # ids were range-checked above, so "clip" never clips; it only spares np.take
-        # the extra buffered copy it makes in the default "raise" mode
         cas = None if casing is None else casing[start:stop]
-        X = _gather_into(params, ids[start:stop], cas, _buffer("pX", (B, D), dt), mode="clip")
+        X = _gather_into(params, ids[start:stop], cas, _buffer("pX", (B, D), dt))
         h = _hidden_into(X, WT, params.b, activation, _buffer("pz", (B, H), dt))
         s = _scores_into(h, U, c, _buffer("ps", (B, n_out), dt))
         if n_out == 1:

@@ -172,7 +172,7 @@ def test_unusable_kernels_fall_back_to_numpy_with_one_warning(monkeypatch):
     warns, names the way out, and trains exactly as the numpy path does."""
     import sys
 
-    params, ids, y = init_params(20, 4, 1, 5, rng=np.random.default_rng(0), dtype=np.float64), None, None
+    params = init_params(20, 4, 1, 5, rng=np.random.default_rng(0), dtype=np.float64)
     rng = np.random.default_rng(1)
     ids, y = rng.integers(0, 20, (8, 3)), rng.integers(0, 2, 8)
     want = params.copy()
