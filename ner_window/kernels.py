@@ -9,7 +9,7 @@ overhead (~1-3 µs) more than its arithmetic.  Measured on this project's 2-core
 machine, those calls were ~40% of a step.  Written as plain loops and compiled by
 numba, the same arithmetic is 4 calls (gather_rows, add_bias, binary_head or
 softmax_head, scatter_add_rows; tanh stays numpy's, which is vectorised), and a step
-is ~1.4x faster (BENCHMARKS.md).
+is 1.25-1.3x faster than the numpy path (BENCHMARKS.md).
 
 The maths is model.py's, line for line; model.py's numpy code for each piece stays
 the readable version (and the fallback when numba is not installed: `pip install

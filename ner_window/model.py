@@ -850,7 +850,7 @@ def _fast_kernels():
         except Exception as error:  # numba installed but unusable, e.g. no writable cache directory
             warnings.warn(
                 f"ner-window: the compiled training kernels are unavailable ({type(error).__name__}: {error}); "
-                "training runs the numpy path (same results, ~1.4x slower). Point NUMBA_CACHE_DIR at a writable "
+                "training runs the numpy path (the same maths, ~1.3x slower). Point NUMBA_CACHE_DIR at a writable "
                 "directory, or set NER_WINDOW_KERNELS=numpy to choose the numpy path quietly.",
                 RuntimeWarning,
                 stacklevel=3,
