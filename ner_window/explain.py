@@ -86,6 +86,15 @@ def find_word(tokens: list[str], word: str) -> tuple[int, list[int], bool]:
                     f"(give --word as one of them)")
 
 
+def token_at(tokens: list[str], index: int) -> int:
+    """``index`` itself when it is a 0-based token index of ``tokens``; else DataError naming the range."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(tokens):
+        raise DataError(f"token index {index!r} is out of range: the text has {len(tokens)} tokens, "
+                        f"so give an index from 0 to {len(tokens) - 1}" if tokens else
+                        "the text has no tokens, so there is no window to explain; give some text")
+    return index
+
+
 def label_index(model: Model, label: int | str) -> int:
     """The class index of ``label``: an int (or digit string) index, or a class name such as "LOC"."""
     classes = model.classes
@@ -175,17 +184,27 @@ def saliency(model: Model, ids: np.ndarray, casing: np.ndarray, fb: dict, k: int
     return {"ds_dx": ds_dx, "s_unk": s_unk, "p_unk": probabilities(s_unk)}
 
 
-def explain(model: Model, text: str, word: str, label: int | str = 1) -> dict:
-    """Forward and backward pass of ``model`` on the window of ``word`` in ``text`` (a JSON-safe dict).
+def explain(model: Model, text: str, word: str | None = None, label: int | str = 1, *,
+            index: int | None = None) -> dict:
+    """Forward and backward pass of ``model`` on one window of ``text`` (a JSON-safe dict).
 
-    label: the gold label for the backward pass (see the module docstring).
+    The window is that of ``word`` (first occurrence, see find_word) or of the token at
+    0-based ``index`` (exactly one of the two).  label: the gold label for the backward
+    pass (see the module docstring).
     """
     params, vocab = model.params, model.vocab
     multiclass = model.task == "multiclass"
     classes = model.classes
     k = label_index(model, label)
     tokens = [t.text for t in tokenize(text)]
-    i, occurrences, exact = find_word(tokens, word)
+    if (word is None) == (index is None):
+        raise DataError("explain: give the word to explain or its token index, not both and not neither")
+    if index is None:
+        i, occurrences, exact = find_word(tokens, word)
+    else:
+        i = token_at(tokens, index)
+        word, exact = tokens[i], True
+        occurrences = [j for j, t in enumerate(tokens) if t == word]
     m, w, d, d_c = model.radius, params.window, params.d, params.d_c
     windows = make_windows([tokens], vocab, m)
     ids, casing = windows.ids[i:i + 1], windows.casing[i:i + 1]  # (1, w)
@@ -231,8 +250,9 @@ def explain(model: Model, text: str, word: str, label: int | str = 1) -> dict:
     if not exact:
         notes.append(f"no exact match for {word!r}; matched {tokens[i]!r} ignoring case")
     if len(occurrences) > 1:
+        which = "the first" if i == occurrences[0] else f"token {i + 1}"
         notes.append(f"{tokens[i]!r} occurs {len(occurrences)} times "
-                     f"(tokens {', '.join(str(j + 1) for j in occurrences)}); explaining the first")
+                     f"(tokens {', '.join(str(j + 1) for j in occurrences)}); explaining {which}")
     grads = fb["grads"]
     return {
         "text": text,

@@ -10,6 +10,7 @@ windows the model learned from:
 Rules, in the order they are tried at each position (first match wins):
 
     URL / e-mail      http://x.org/a, www.x.org, ann@x.org          one token
+    hashtag, mention  #tokyo, #NYC2024, @jenny_k                     one token (as tweets are annotated)
     n't               did|n't, ca|n't, DID|N'T                       split off
     clitic            Germany|'s, they|'re, I|'m, we|'ve, she|'ll    split off (and kept whole in
                       already-tokenised text: "Germany 's")
@@ -94,6 +95,8 @@ _TOKEN = re.compile("|".join([
     # e-mail: the local part is bounded (RFC 5321: 64 characters) so a long run
     # of word characters with no "@" costs a bounded amount of work.
     r"\w[\w.+-]{0,63}@\w[\w-]*(?:\.\w[\w-]*)+",
+    # #hashtag and @mention, not inside a word ("C#", "a@b" stay apart)
+    rf"(?<![\w{_MARK}#@])[#@]{_W}+",
     # "didn't" -> "did" + "n't": the word stops where n't begins.
     rf"{_W}+(?=(?i:n{_APOS}t)(?!{_W}))",
     rf"(?i:n{_APOS}t)(?!{_W})",

@@ -9,6 +9,9 @@ A token is looked up in four steps, stopping at the first hit::
     exact  ->  lowercase  ->  digits normalised (of the lowercase form)  ->  <unk>
     "Paris"    "paris"        "1997" -> "0000"                              id 0
 
+and a hashtag or mention that misses all three ("#Tokyo", "@paris") is looked up
+again without its "#" / "@", so "#tokyo" gets the vector of "tokyo".
+
 This module runs on every token at prediction time, so it imports only numpy
 (and the project's errors) and each lookup is at most three dict probes.
 """
@@ -44,7 +47,8 @@ def fallback_chain(word: str) -> tuple[str, ...]:
     """The spellings tried for `word`, in order, without repeats.
 
     ("Paris",) -> ("Paris", "paris");  "U.S." -> ("U.S.", "u.s.");
-    "1996" -> ("1996", "0000");  "the" -> ("the",).
+    "1996" -> ("1996", "0000");  "the" -> ("the",);
+    "#Tokyo" -> ("#Tokyo", "#tokyo", "Tokyo", "tokyo").
     """
     lower = word.lower()
     shape = normalise_digits(lower)
@@ -53,6 +57,8 @@ def fallback_chain(word: str) -> tuple[str, ...]:
         chain.append(lower)
     if shape != lower:
         chain.append(shape)
+    if len(word) > 1 and word[0] in "#@":
+        chain += [w for w in fallback_chain(word[1:]) if w not in chain]
     return tuple(chain)
 
 
@@ -85,7 +91,12 @@ class Vocab:
         i = self.index.get(lower)
         if i is not None:
             return i
-        return self.index.get(normalise_digits(lower), UNK_ID)
+        i = self.index.get(normalise_digits(lower))
+        if i is not None:
+            return i
+        if len(token) > 1 and token[0] in "#@":  # a hashtag or mention: the word without its sign
+            return self.lookup(token[1:])
+        return UNK_ID
 
     def encode(self, tokens: Iterable[str]) -> np.ndarray:
         """Row ids of `tokens`, shape (n,) int32."""

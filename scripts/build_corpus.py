@@ -13,6 +13,10 @@ document, a blank line after each sentence.
 
     python scripts/build_corpus.py            # rebuild data/*.txt
     python scripts/build_corpus.py --check    # validate the source, print counts, write nothing
+
+``--check`` also tokenises each sentence again with ner-window's own tokeniser
+(the one ``predict`` uses) and reports every line whose tokens differ, so the
+corpus teaches the model the tokens it will see at prediction time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 TYPES = ("PER", "LOC", "ORG", "MISC")
 ENTITY = re.compile(r"\[([^\[\]|]+)\|([A-Z]+)\]")
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from ner_window.tokenize import token_spans  # noqa: E402
 # 20 documents -> 14 train, 3 dev, 3 test
 SPLIT_PATTERN = ["train"] * 7 + ["dev", "train", "test"] + ["train"] * 4 + ["dev", "train", "test", "dev", "train", "test"]
 
@@ -50,8 +56,21 @@ def parse_line(line: str, where: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def read_source(paths: list[Path]) -> list[list[list[tuple[str, str]]]]:
-    """All documents: a document is a list of sentences, a sentence a list of (token, tag)."""
+def tokenisation_problem(pairs: list[tuple[str, str]]) -> str | None:
+    """None when ner-window's tokeniser splits the sentence's text into exactly its tokens, else a description."""
+    tokens = [tok for tok, _ in pairs]
+    again = [w for w, _, _ in token_spans(" ".join(tokens))]
+    if again == tokens:
+        return None
+    k = next((i for i, (a, b) in enumerate(zip(tokens, again)) if a != b), min(len(tokens), len(again)))
+    return f"token {k + 1}: the source has {tokens[k:k + 3]}, the tokeniser gives {again[k:k + 3]}"
+
+
+def read_source(paths: list[Path], problems: list[str] | None = None) -> list[list[list[tuple[str, str]]]]:
+    """All documents: a document is a list of sentences, a sentence a list of (token, tag).
+
+    problems: when given, a tokenisation mismatch of each line is appended to it (see --check).
+    """
     docs: list[list[list[tuple[str, str]]]] = []
     for path in paths:
         for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -64,6 +83,8 @@ def read_source(paths: list[Path]) -> list[list[list[tuple[str, str]]]]:
             if not docs:
                 raise SystemExit(f"{path}:{n}: a sentence before the first '=== title' document line")
             docs[-1].append(parse_line(line, f"{path}:{n}"))
+            if problems is not None and (problem := tokenisation_problem(docs[-1][-1])):
+                problems.append(f"{path.relative_to(ROOT)}:{n}: {problem}")
     return [d for d in docs if d]
 
 
@@ -85,7 +106,8 @@ def main() -> None:
     ap.add_argument("--check", action="store_true", help="validate and count only")
     args = ap.parse_args()
     paths = sorted((ROOT / "data" / "source").glob("*.txt"))
-    docs = read_source(paths)
+    problems: list[str] = []
+    docs = read_source(paths, problems if args.check else None)
     splits: dict[str, list] = {"train": [], "dev": [], "test": []}
     for i, doc in enumerate(docs):
         splits[SPLIT_PATTERN[i % len(SPLIT_PATTERN)]].append(doc)
@@ -93,7 +115,10 @@ def main() -> None:
     for name, part in splits.items():
         print(f"{name}: {counts(part)}")
     if args.check:
-        return
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} line(s) tokenised differently by ner-window's tokeniser")
+        return 1 if problems else 0
     for name, part in splits.items():
         lines = []
         for doc in part:

@@ -344,3 +344,23 @@ def test_cli_missing_word_is_one_line_exit_2(binary):
     assert out.exit_code == 2
     assert "Traceback" not in out.output
     assert "'Rome'" in out.output and "'amazing'" in out.output
+
+
+def test_a_token_index_picks_the_same_window_as_the_word(binary):
+    by_word = explain(binary, TEXT, "Paris")
+    by_index = explain(binary, TEXT, index=2)
+    assert by_index["token_index"] == 2 and by_index["token"] == "Paris"
+    assert by_index["window"] == by_word["window"] and by_index["forward"] == by_word["forward"]
+    # a repeated word: the index chooses which occurrence, and the note says so
+    text = "Paris and Paris"
+    second = explain(binary, text, index=2)
+    assert second["token_index"] == 2 and second["window"] != explain(binary, text, "Paris")["window"]
+    assert any("explaining token 3" in n for n in second["notes"])
+
+
+@pytest.mark.parametrize("index", [-1, 5, True])
+def test_a_token_index_outside_the_text_is_a_data_error(binary, index):
+    with pytest.raises(DataError, match="from 0 to 4"):
+        explain(binary, TEXT, index=index)
+    with pytest.raises(DataError, match="not both"):
+        explain(binary, TEXT, "Paris", index=2)

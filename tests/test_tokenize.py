@@ -73,6 +73,9 @@ def test_lecture_example_gives_five_tokens_with_offsets():
     ("1. Michael Johnson (U.S.) 19.32\n2. Frank Fredericks", ["1.", "Michael", "Johnson", "(", "U.S.", ")", "19.32", "2.", "Frank", "Fredericks"]),
     # runs of dots and dashes are one token
     ("wait ... -- no --- yes", ["wait", "...", "--", "no", "---", "yes"]),
+    # hashtags and @mentions are one token (as tweets are annotated); not inside a word
+    ("just landed in #tokyo with @jenny_k #NYC2024", ["just", "landed", "in", "#tokyo", "with", "@jenny_k", "#NYC2024"]),
+    ("C# and a@b", ["C", "#", "and", "a", "@", "b"]),
     # URLs and e-mail addresses are one token; trailing punctuation is not part of them
     ("see http://example.org/a?b=1. or www.reuters.com, mail ann.lee@example.co.uk.",
      ["see", "http://example.org/a?b=1", ".", "or", "www.reuters.com", ",", "mail", "ann.lee@example.co.uk", "."]),

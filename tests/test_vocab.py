@@ -102,6 +102,16 @@ def test_lookup_exact_then_lowercase_then_digits_then_unk():
     assert vocab.lookup("12") == UNK_ID  # "00" is not in the vocabulary
 
 
+def test_a_hashtag_or_mention_falls_back_to_the_word_without_its_sign():
+    vocab = Vocab([UNK, BOS, EOS, "tokyo", "#tokyo", "0000"])
+    assert vocab.lookup("#tokyo") == 4  # its own row wins
+    assert vocab.lookup("#Tokyo") == 4  # lowercase of the hashtag before the bare word
+    assert vocab.lookup("@TOKYO") == 3  # no row for @tokyo: the word's
+    assert vocab.lookup("#2024") == 5  # then that word's own fallbacks (digits)
+    assert vocab.lookup("#") == UNK_ID and vocab.lookup("#osaka") == UNK_ID
+    assert fallback_chain("#Tokyo") == ("#Tokyo", "#tokyo", "Tokyo", "tokyo")
+
+
 def test_exact_match_wins_over_lowercase():
     vocab = Vocab([UNK, BOS, EOS, "US", "us"])
     assert vocab.lookup("US") == 3
