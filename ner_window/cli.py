@@ -114,12 +114,17 @@ def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors,
               help="Tag every line of this file ('-' for stdin).")
 @click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [$NER_WINDOW_MODEL or runs/latest].")
 @click.option("--format", "fmt", type=click.Choice(["text", "conll", "json", "jsonl"]), default="text", show_default=True)
-def predict(text, file, model_dir, fmt) -> None:
-    """Tag TEXT (or --file, or stdin) and mark the locations."""
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Tag LOC where P(location) >= this [the model's, tuned on dev]; binary models only.")
+def predict(text, file, model_dir, fmt, threshold) -> None:
+    """Tag TEXT (or --file, or stdin) and mark the locations.  Every token's p is P(location)."""
     from .errors import DataError
     from .tagger import Tagger, format_tagged
 
-    tagger = Tagger.load(model_dir)
+    tagger = Tagger.load(model_dir, threshold)
+    if threshold is not None and not tagger.binary:
+        raise DataError(f"--threshold applies to binary models; {tagger.model.path} is {tagger.model.task} "
+                        f"and tags the argmax class (drop --threshold)")
     out = sys.stdout
     # conll: format_tagged ends every token line with \n, so the \n below is the one blank line after a sentence
     if text:

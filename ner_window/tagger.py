@@ -6,8 +6,10 @@
 
 Text is tokenised the way CoNLL-2003 is, turned into windows, and scored with
 ``model.predict_proba``.  Binary models call a token a location when
-p >= the threshold tuned on dev; multiclass models take the argmax class.
-Spans are runs of consecutive tokens with the same label.
+p >= the threshold tuned on dev (or the one given to ``Tagger``); multiclass
+models take the argmax class.  Spans are runs of consecutive tokens with the
+same label.  Every token carries ``p`` = P(location), whatever its label, so a
+caller can re-mark the text at another threshold without scoring it again.
 
 This module is on the prediction path: it imports numpy and the package's own
 light modules only (no gensim, pandas, scikit-learn or matplotlib), so
@@ -25,6 +27,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .artifact import Model, load_model
+from .errors import DataError
 from .model import predict_proba
 from .tokenize import token_spans
 from .windows import make_windows
@@ -45,7 +48,7 @@ class TaggedToken:
     start: int
     end: int
     label: str  # "O" or an entity type such as "LOC"
-    p: float  # probability of the label the model gave (binary: P(location) for LOC, 1 - that for O)
+    p: float  # P(location): binary sigma(s); multiclass the softmax probability of LOC
 
 
 @dataclass(frozen=True)
@@ -69,31 +72,34 @@ class Tagged:
 class Tagger:
     """A loaded model that tags text: ``Tagger.load(path).tag("text")``."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, threshold: float | None = None):
+        """threshold: P(location) at which a binary model tags LOC [the one tuned on dev, model.threshold]."""
+        if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+            raise DataError(f"threshold {threshold!r} must be a number from 0 to 1 (P(location) at which "
+                            f"a token is tagged LOC)")
         self.model = model
         self.binary = model.task == "binary"
         self.classes = model.classes
+        self.threshold = model.threshold if threshold is None else float(threshold)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> "Tagger":
-        return cls(load_model(default_model_path() if path is None else path))
+    def load(cls, path: str | os.PathLike | None = None, threshold: float | None = None) -> "Tagger":
+        return cls(load_model(default_model_path() if path is None else path), threshold)
 
     def label_tokens(self, sentences: Sequence[Sequence[str]],
                      decimals: int | None = None) -> list[tuple[list[str], list[float]]]:
-        """Labels and probabilities for pre-tokenised sentences (one window per token),
+        """Labels and P(location) for pre-tokenised sentences (one window per token),
         the probabilities rounded to ``decimals`` places when given."""
         windows = make_windows(sentences, self.model.vocab, self.model.radius)
         if len(windows) == 0:
             return [([], []) for _ in sentences]
         p = predict_proba(self.model.params, windows.ids, windows.casing, self.model.activation)
         if self.binary:
-            is_loc = p >= self.model.threshold
-            labels = np.where(is_loc, "LOC", "O")
-            conf = np.where(is_loc, p, 1.0 - p)
+            labels = np.where(p >= self.threshold, "LOC", "O")
+            conf = p
         else:
-            k = np.argmax(p, axis=1)
-            labels = np.asarray(self.classes, dtype=object)[k]
-            conf = p[np.arange(len(k)), k]
+            labels = np.asarray(self.classes, dtype=object)[np.argmax(p, axis=1)]
+            conf = p[:, self.classes.index("LOC")] if "LOC" in self.classes else np.zeros(len(p))
         conf = conf.astype(np.float64)
         if decimals is not None:
             conf = np.round(conf, decimals)  # for float32 p, exactly Python's round(p, decimals)

@@ -191,3 +191,18 @@ def test_latest_follows_runs_in_runs_dir_only(tmp_path, monkeypatch, tiny_config
     train(tiny_config("train.epochs=1"), out_dir=Path("runs") / "mine", log=lambda s: None)
     assert (tmp_path / "runs" / "latest").resolve() == (tmp_path / "runs" / "mine").resolve()
     assert Tagger.load().model.path.resolve().parent.name == "mine"  # predict's default finds it
+
+
+def test_p_is_p_location_and_the_threshold_can_be_changed(run_dir):
+    """Every token's p is P(location); a threshold re-marks the same p: LOC exactly where p >= t."""
+    text = "Flights from Tokyo to Sydney were cancelled on Monday ."
+    default = Tagger.load(run_dir).tag(text)
+    assert all((t.label == "LOC") == (t.p >= load_model(run_dir).threshold) for t in default.tokens)
+    for t in (0.0, 0.3, 0.9, 1.0):
+        tagged = Tagger.load(run_dir, threshold=t).tag(text)
+        assert [tok.p for tok in tagged.tokens] == [tok.p for tok in default.tokens]
+        assert [tok.label for tok in tagged.tokens] == ["LOC" if tok.p >= t else "O" for tok in tagged.tokens]
+    out = CliRunner().invoke(cli, ["predict", "--model", str(run_dir), "--threshold", "0", "--format", "json", text])
+    assert out.exit_code == 0 and {t["label"] for t in json.loads(out.output)["tokens"]} == {"LOC"}
+    bad = CliRunner().invoke(cli, ["predict", "--model", str(run_dir), "--threshold", "1.5", text])
+    assert bad.exit_code == 2 and "1.5" in bad.output
