@@ -115,6 +115,8 @@ def main() -> None:
     for name, part in splits.items():
         print(f"{name}: {counts(part)}")
     if args.check:
+        for path in paths:
+            print(f"{path.relative_to(ROOT)}: {counts(read_source([path]))}")
         for problem in problems:
             print(problem)
         print(f"{len(problems)} line(s) tokenised differently by ner-window's tokeniser")
