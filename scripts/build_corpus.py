@@ -104,6 +104,7 @@ def counts(docs) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="validate and count only")
+    ap.add_argument("--out", default=str(ROOT / "data"), help="where to write train/dev/test.txt [data/]")
     args = ap.parse_args()
     paths = sorted((ROOT / "data" / "source").glob("*.txt"))
     problems: list[str] = []
@@ -127,8 +128,8 @@ def main() -> None:
             lines += ["-DOCSTART- O", ""]
             for sent in doc:
                 lines += [f"{tok} {tag}" for tok, tag in sent] + [""]
-        (ROOT / "data" / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
-    print("wrote", ", ".join(f"data/{n}.txt" for n in splits))
+        (Path(args.out) / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
+    print("wrote", ", ".join(str(Path(args.out) / f"{n}.txt") for n in splits))
 
 
 if __name__ == "__main__":
