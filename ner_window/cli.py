@@ -218,6 +218,22 @@ def explain(text, word, label, model_dir, fmt) -> None:
     click.echo(json.dumps(result, indent=1) if fmt == "json" else format_text(result))
 
 
+# --- export ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [$NER_WINDOW_MODEL or runs/latest].")
+@click.option("--format", "fmt", default="onnx", show_default=True, help="Export format: onnx.")
+@click.option("--out", required=True, type=click.Path(), help="The file to write, e.g. model.onnx.")
+def export(model_dir, fmt, out) -> None:
+    """Write the model for another runtime: model.onnx and model.vocab.json (how to build its inputs)."""
+    from .export import export_model
+    from .tagger import default_model_path
+
+    for path in export_model(model_dir or default_model_path(), out, fmt):
+        click.echo(f"wrote {path}")
+
+
 def main() -> None:
     cli(prog_name="ner-window")
 

@@ -26,3 +26,7 @@ class ModelError(NerWindowError):
 
 class TrainingError(NerWindowError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class MissingExtraError(NerWindowError):
+    """A feature needs an optional extra (e.g. ``onnx``) that is not installed."""

@@ -34,3 +34,16 @@ def kernels_backend(request, monkeypatch):
         pytest.skip("numba is not installed (the 'fast' extra)")
     monkeypatch.setattr(kernels, "ENABLED", request.param == "compiled")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory):
+    """configs/base.yaml trained once per session (~10 s): a model good enough that its scores mean something."""
+    from ner_window.train import train
+
+    cfg = load_config(ROOT / "configs" / "base.yaml")
+    for key in ("train", "dev", "test"):
+        setattr(cfg.data, key, str(ROOT / getattr(cfg.data, key)))
+    out = tmp_path_factory.mktemp("base") / "run"
+    train(cfg, out_dir=out, log=lambda s: None)
+    return out

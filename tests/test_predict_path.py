@@ -1,8 +1,8 @@
 """The prediction path stays light and streams (issue 7).
 
 `ner-window predict` must start fast: tagging imports none of gensim, pandas,
-scikit-learn, scipy, matplotlib or numba (checked in a fresh interpreter, since this
-test process has imported them all), and `--help` does not even import numpy.
+scikit-learn, scipy, matplotlib, numba, spacy or onnx (checked in a fresh interpreter,
+since this test process has imported them all), and `--help` does not even import numpy.
 `tag_lines` must stream: it pulls lines from its input only as it needs them.
 The speed-ups on this path must not change a single token or label: the
 tokenizer's fast path is checked against the one regular expression it
@@ -29,7 +29,8 @@ from ner_window.tokenize import _TOKEN, Token, token_spans, tokenize
 from ner_window.vocab import SPECIALS, Vocab
 from ner_window.windows import CASING_CLASSES, casing_class, make_windows
 
-HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba")
+HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba", "spacy", "thinc", "onnx", "onnxruntime")
+EXTRAS = ("spacy", "thinc", "onnx", "onnxruntime")  # the spacy and onnx extras
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [*SPECIALS, "museums", "in", "paris", "are", "amazing", "the", "of", ",", "."]
 
@@ -93,6 +94,19 @@ def test_help_imports_neither_numpy_nor_any_heavy_module():
     assert out.returncode == 0, out.stderr
     assert "predict" in out.stdout
     assert loaded == "LOADED []"
+
+
+def test_the_core_package_imports_neither_spacy_nor_onnx():
+    """Every module but the two that exist for the extras (spacy_component, onnx_graph) loads without them."""
+    core = sorted(p.stem for p in (ROOT / "ner_window").glob("*.py") if p.stem not in ("spacy_component", "onnx_graph"))
+    assert "export" in core and "cli" in core
+    out = run_python(
+        "import importlib, sys\n"
+        f"for name in {core!r}:\n    importlib.import_module('ner_window.' + name)\n"
+        f"print(sorted(m for m in {EXTRAS!r} if m in sys.modules))\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------ streaming
