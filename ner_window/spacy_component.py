@@ -116,8 +116,8 @@ class NerWindowComponent:
 
     def set_annotations(self, docs: list[Doc]) -> None:
         """Tag every sentence of ``docs`` with one ``label_tokens`` call, then write each doc."""
-        group = _units if self.align_tokens else (lambda words: [[t] for t in words])
-        sequences = [(doc, group(words)) for doc in docs for words in _sequences(doc)]
+        sequences = [(doc, _units(words, bounds) if self.align_tokens else [[t] for t in words])
+                     for doc in docs for bounds in [_boundaries(doc)] for words in _sequences(doc)]
         labelled = self.tagger.label_tokens([["".join(t.text for t in unit) for unit in units]
                                              for _, units in sequences])
         found: dict[int, list[Span]] = {id(doc): [] for doc in docs}
@@ -142,28 +142,28 @@ def _sequences(doc: Doc) -> list[list[Token]]:
     return [[t for t in part if not t.is_space] for part in parts]
 
 
-def _units(words: list[Token]) -> list[list[Token]]:
+def _boundaries(doc: Doc) -> set[int]:
+    """The character offsets where ner-window's tokens of the whole text begin or end.
+
+    Read off the whole text, not each chunk of touching spaCy tokens alone: some rules look past a
+    chunk ("1. Kenya" keeps "1." whole only at the start of a line and before a space).
+    """
+    return {b for _, start, end in token_spans(doc.text) for b in (start, end)}
+
+
+def _units(words: list[Token], ours: set[int]) -> list[list[Token]]:
     """Group words into the units the model scores: spaCy's tokens, joined where they touch and
-    ner-window's tokeniser keeps them together ("1997-05-12", "Paris-based"); never split."""
-    units, i = [], 0
-    while i < len(words):
-        j = i  # the chunk words[i..j]: tokens with no whitespace between them
-        while j + 1 < len(words) and words[j].idx + len(words[j]) == words[j + 1].idx:
-            j += 1
-        if i == j:
-            units.append([words[i]])
+    ner-window's tokeniser keeps them together ("1997-05-12", "Paris-based"); never split.
+
+    ours: _boundaries(doc) of the words' doc.
+    """
+    units: list[list[Token]] = []
+    for t in words:
+        touching = units and units[-1][-1].idx + len(units[-1][-1]) == t.idx
+        if touching and t.idx not in ours:
+            units[-1].append(t)
         else:
-            base = words[i].idx
-            text = words[i].doc.text[base:words[j].idx + len(words[j])]
-            ours = {b for _, start, end in token_spans(text) for b in (start, end)}
-            unit = []
-            for t in words[i:j + 1]:
-                if unit and (t.idx - base) in ours:
-                    units.append(unit)
-                    unit = []
-                unit.append(t)
-            units.append(unit)
-        i = j + 1
+            units.append([t])
     return units
 
 

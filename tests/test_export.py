@@ -34,6 +34,8 @@ from ner_window.model import predict_proba  # the project's own scoring (one imp
 from ner_window.tagger import Tagger
 from ner_window.tokenize import token_spans
 from ner_window.train import train
+
+from conftest import conll_counts
 from ner_window.vocab import SPECIALS, Vocab
 from ner_window.windows import CASING_CLASSES, casing_class, make_windows
 
@@ -98,7 +100,7 @@ def test_binary_model_round_trip(runs, test_sentences, tmp_path):
     w = make_windows(test_sentences, model.vocab, model.radius)
     (p,) = onnx_p(tmp_path / "model.onnx", w.ids, w.casing)
     expected = predict_proba(model.params, w.ids, w.casing, model.activation)
-    assert p.shape == expected.shape == (2319,)
+    assert p.shape == expected.shape == (conll_counts(TEST)[1],)
     assert np.abs(p - expected).max() <= TOL
     # and so the decisions are the model's, up to windows within 1e-5 of the threshold
     close = np.abs(expected - model.threshold) <= TOL
@@ -112,7 +114,7 @@ def test_multiclass_model_round_trip(runs, test_sentences, tmp_path):
     w = make_windows(test_sentences, model.vocab, model.radius)
     p, probs = onnx_p(tmp_path / "model.onnx", w.ids, w.casing, outputs=("p", "probs"))
     expected = predict_proba(model.params, w.ids, w.casing, model.activation)
-    assert probs.shape == expected.shape == (2319, 5)
+    assert probs.shape == expected.shape == (conll_counts(TEST)[1], 5)
     assert np.abs(probs - expected).max() <= TOL
     assert np.abs(p - expected[:, 1]).max() <= TOL  # p is P(location) = probs[:, LOC]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

@@ -17,18 +17,12 @@ from ner_window.evaluate import evaluate_file
 from ner_window.tagger import Tagger, format_tagged
 from ner_window.train import train
 
+from conftest import conll_counts
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
 
-
-def _count_sentences_and_tokens(path: Path) -> tuple[int, int]:
-    """(sentences, tokens) of a CoNLL file, counted here from its lines (not by the reader under test)."""
-    blocks = path.read_text(encoding="utf-8").split("\n\n")
-    lines = [[ln for ln in b.split("\n") if ln.strip() and not ln.startswith("-DOCSTART-")] for b in blocks]
-    return sum(1 for b in lines if b), sum(len(b) for b in lines)
-
-
-DEV_COUNTS = _count_sentences_and_tokens(ROOT / "data" / "dev.txt")
+DEV_COUNTS = conll_counts(ROOT / "data" / "dev.txt")[:2]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ from ner_window.tagger import Tagger
 from ner_window.tokenize import token_spans
 from ner_window.train import train
 
+from conftest import conll_counts
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST = ROOT / "data" / "test.txt"
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -223,17 +225,21 @@ def test_pipe_scores_each_batch_in_one_call_and_changes_nothing(runs, test_texts
 
     monkeypatch.setattr(ner_window.tagger, "predict_proba", counting)
     piped = list(nlp.pipe(test_texts, batch_size=64))
-    assert len(test_texts) == 149 and len(calls) == 3  # 64 + 64 + 21 docs
-    # one window per word: spaCy's 2,379 tokens, aligned, are the file's 2,319 (data/README.md)
-    assert sum(len(d) for d in piped) == 2379 and sum(calls) == 2319
+    n_sentences, n_tokens, _ = conll_counts(TEST)
+    assert len(test_texts) == n_sentences and len(calls) == -(-n_sentences // 64)  # one call per batch of 64 docs
+    # one window per word: spaCy's finer tokens, aligned, are the file's own tokens, except where a
+    # spaCy token is coarser than the file's and is never split ("seeding):" -> "seeding", the emoticon "):")
+    coarser = sum(max(0, sum(t.idx <= a and b <= t.idx + len(t) for _, a, b in token_spans(d.text)) - 1)
+                  for d in piped for t in d if not t.is_space)
+    assert sum(len(d) for d in piped) > n_tokens and 0 <= coarser <= 5 and sum(calls) == n_tokens - coarser
     for a, b in zip(piped, one_by_one):  # equal up to float32 rounding (BLAS sums a larger batch in another order)
-        assert a._.p_location == pytest.approx(b._.p_location, abs=1e-6)
+        assert a._.p_location == pytest.approx(b._.p_location, abs=1e-5)
     assert [[(e.start, e.end, e.label_) for e in d.ents] for d in piped] == \
            [[(e.start, e.end, e.label_) for e in d.ents] for d in one_by_one]
     calls.clear()
     nlp.batch_size = 100  # nlp.pipe's default, as for every spaCy component
     list(nlp.pipe(test_texts))
-    assert len(calls) == 2
+    assert len(calls) == -(-n_sentences // 100)
 
 
 def test_pipe_on_empty_and_whitespace_docs(runs):
@@ -253,7 +259,7 @@ def test_spacy_tokenised_f1_is_within_0_01_of_evaluate(base_run):
     spacy_scores = spacy_f1.spacy_location_scores(base_run, gold)
     ours = evaluate_file(base_run, TEST)["loc"]["entity"]
     assert spacy_scores["sentences_tokenised_differently"] >= 10  # the comparison is not on identical tokens
-    assert spacy_scores["support"] == ours["support"] == 192
+    assert spacy_scores["support"] == ours["support"] == conll_counts(TEST)[2]
     assert ours["f1"] > 0.8  # a model good enough for the comparison to mean something
     assert abs(spacy_scores["f1"] - ours["f1"]) <= 0.01, (spacy_scores, ours)
     # spaCy's own scorer (nlp.evaluate, through the component's score()) counts the same entities
@@ -276,7 +282,7 @@ def test_the_script_prints_the_comparison(base_run):
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "spacy_f1.py"), str(base_run), "--data", str(TEST)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "149 sentences" in out.stdout and "align_tokens=false" in out.stdout
+    assert f"{conll_counts(TEST)[0]:,} sentences" in out.stdout and "align_tokens=false" in out.stdout
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "spacy_f1.py"), str(ROOT / "no-model")],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no-model" in bad.stderr
