@@ -6,8 +6,9 @@ punctuation split off, "U.S." kept whole, possessive 's split), entities marked
 inline as ``[New York|LOC]``.  A line ``=== title`` starts a document; lines
 starting with ``#`` are comments.
 
-Documents are assigned to train / dev / test round-robin in a fixed pattern
-(7 : 1.5 : 1.5), so every source file contributes to every split.  Output is
+Each document goes to train, dev or test by a hash of its file name and title
+(14 : 3 : 3 of every 20 hash values), so a document's split never changes when
+other documents or files are added, and every genre lands in every split.  Output is
 two-column CoNLL (``token TAG``) in IOB2, a ``-DOCSTART- O`` line before each
 document, a blank line after each sentence.
 
@@ -22,6 +23,7 @@ corpus teaches the model the tokens it will see at prediction time.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from collections import Counter
@@ -34,6 +36,12 @@ sys.path.insert(0, str(ROOT))
 from ner_window.tokenize import token_spans  # noqa: E402
 # 20 documents -> 14 train, 3 dev, 3 test
 SPLIT_PATTERN = ["train"] * 7 + ["dev", "train", "test"] + ["train"] * 4 + ["dev", "train", "test", "dev", "train", "test"]
+
+
+def split_of(key: str) -> str:
+    """train / dev / test for a document key ("file.txt:title" + "#k" for its k-th repeat): stable under additions."""
+    h = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
+    return SPLIT_PATTERN[h % len(SPLIT_PATTERN)]
 
 
 def parse_line(line: str, where: str) -> list[tuple[str, str]]:
@@ -66,12 +74,17 @@ def tokenisation_problem(pairs: list[tuple[str, str]]) -> str | None:
     return f"token {k + 1}: the source has {tokens[k:k + 3]}, the tokeniser gives {again[k:k + 3]}"
 
 
-def read_source(paths: list[Path], problems: list[str] | None = None) -> list[list[list[tuple[str, str]]]]:
+def read_source(paths: list[Path], problems: list[str] | None = None,
+                keys: list[str] | None = None) -> list[list[list[tuple[str, str]]]]:
     """All documents: a document is a list of sentences, a sentence a list of (token, tag).
 
     problems: when given, a tokenisation mismatch of each line is appended to it (see --check).
+    keys: when given, each document's key for split_of() is appended to it (documents with no
+    sentence are dropped from both).
     """
     docs: list[list[list[tuple[str, str]]]] = []
+    doc_keys: list[str] = []
+    seen: Counter = Counter()
     for path in paths:
         for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             line = raw.strip()
@@ -79,12 +92,17 @@ def read_source(paths: list[Path], problems: list[str] | None = None) -> list[li
                 continue
             if line.startswith("==="):
                 docs.append([])
+                key = f"{path.name}:{line[3:].strip()}"
+                seen[key] += 1
+                doc_keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
                 continue
             if not docs:
                 raise SystemExit(f"{path}:{n}: a sentence before the first '=== title' document line")
             docs[-1].append(parse_line(line, f"{path}:{n}"))
             if problems is not None and (problem := tokenisation_problem(docs[-1][-1])):
                 problems.append(f"{path.relative_to(ROOT)}:{n}: {problem}")
+    if keys is not None:
+        keys += [k for k, d in zip(doc_keys, docs) if d]
     return [d for d in docs if d]
 
 
@@ -108,10 +126,11 @@ def main() -> None:
     args = ap.parse_args()
     paths = sorted((ROOT / "data" / "source").glob("*.txt"))
     problems: list[str] = []
-    docs = read_source(paths, problems if args.check else None)
+    keys: list[str] = []
+    docs = read_source(paths, problems if args.check else None, keys)
     splits: dict[str, list] = {"train": [], "dev": [], "test": []}
-    for i, doc in enumerate(docs):
-        splits[SPLIT_PATTERN[i % len(SPLIT_PATTERN)]].append(doc)
+    for key, doc in zip(keys, docs):
+        splits[split_of(key)].append(doc)
     print(f"all: {counts(docs)}")
     for name, part in splits.items():
         print(f"{name}: {counts(part)}")
