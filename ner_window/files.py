@@ -17,20 +17,27 @@ os.replace is a rename within one file system, which POSIX makes atomic.
 
 from __future__ import annotations
 
+import itertools
 import os
-import secrets
 import shutil
+import threading
 from pathlib import Path
 from typing import Callable
+
+_serial = itertools.count()  # with the pid and thread: a temporary name no other writer is using
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file beside it and a rename."""
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    # O_EXCL: never write into someone else's file; mode 0o666 less the umask, as open() gives
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    while True:
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}-{threading.get_ident()}-{next(_serial)}.tmp")
+        try:  # O_EXCL: never write into another file; mode 0o666 less the umask, as open() gives
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # left behind by a killed process that had this pid
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
