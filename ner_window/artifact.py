@@ -6,26 +6,29 @@ A model directory holds
     meta.json    format version, package version, resolved config, vocabulary,
                  classes, decision threshold, dev metrics, training-data hash
 
-It is written to a temporary sibling directory and renamed into place, so a
-crash never leaves half a model.  Loading checks the format version and that
-every array's shape agrees with the vocabulary and the config, and says what
-is wrong.  Nothing in a model directory is executed, and no path stored in it
-is opened.
+It is written to a temporary sibling directory and renamed into place
+(files.write_dir_atomic), so a crash never leaves half a model.  Loading checks the
+format version and that every array's shape agrees with the vocabulary and the
+config (model.check_shapes), and says what is wrong.  The saved config is read back
+into the typed config.Config (a model saved before a key existed gets its default).
+Nothing in a model directory is executed, and no path stored in it is opened.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .errors import ModelError
+from .config import Config, from_dict
+from .errors import ConfigError, ModelError
+from .files import write_dir_atomic
 from .model import Params
 from .vocab import Vocab
 from .windows import CASING_CLASSES
@@ -45,17 +48,18 @@ class Model:
     meta: dict
     path: Path
 
-    @property
-    def config(self) -> dict:
-        return self.meta["config"]
+    @cached_property
+    def config(self) -> Config:
+        """The training config, typed (config.from_dict of meta.json's "config")."""
+        return config_of(self.meta, Path(self.path) / META_FILE)
 
     @property
     def radius(self) -> int:
-        return int(self.config["model"]["radius"])
+        return self.config.model.radius
 
     @property
     def activation(self) -> str:
-        return self.config["model"]["activation"]
+        return self.config.model.activation
 
     @property
     def classes(self) -> list[str]:
@@ -63,29 +67,19 @@ class Model:
 
     @property
     def task(self) -> str:
-        return self.config["model"]["task"]
+        return self.config.model.task
 
     @property
     def threshold(self) -> float:
         return float(self.meta.get("threshold", 0.5))
 
 
-def write_dir_atomic(target: Path, write) -> None:
-    """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``target``, replacing it only once complete."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+def config_of(meta: dict, meta_path: Path) -> Config:
+    """meta["config"] as a Config; ModelError naming meta.json if it is not a valid config."""
     try:
-        write(tmp)
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        return from_dict(meta["config"], f"{meta_path} (config)")
+    except ConfigError as e:
+        raise ModelError(f"{e}; the model directory is damaged or from another version, retrain it") from None
 
 
 def save_model(path: str | os.PathLike, params: Params, vocab: Vocab, meta: dict) -> Path:
@@ -156,8 +150,14 @@ def load_model(path: str | os.PathLike) -> Model:
         vocab = Vocab.from_list(meta["vocab"])
     except Exception as e:  # noqa: BLE001 - any malformed vocabulary is the same user-facing problem
         raise ModelError(f"{meta_path}: vocabulary is malformed ({e}); retrain the model") from None
-    params = _params_from_arrays(arrays, meta, len(vocab), params_path)
-    return Model(params=params, vocab=vocab, meta=meta, path=p)
+    cfg = config_of(meta, meta_path)
+    n_classes = len(meta["classes"]) if cfg.model.task == "multiclass" else 1
+    sizes = {"V": len(vocab), "radius": cfg.model.radius, "hidden": cfg.model.hidden, "n_classes": n_classes,
+             "K": len(CASING_CLASSES)}
+    params = Params.from_dict(arrays, str(params_path), sizes)
+    model = Model(params=params, vocab=vocab, meta=meta, path=p)
+    model.config = cfg  # cached_property: set once, read by every property above
+    return model
 
 
 def _check_meta(meta: dict, meta_path: Path) -> None:
@@ -175,37 +175,3 @@ def _check_meta(meta: dict, meta_path: Path) -> None:
         problem = "config.data must hold a scheme and a list of location_types"
     if problem:
         raise ModelError(f"{meta_path}: {problem}; the model directory is damaged, retrain it")
-
-
-def _params_from_arrays(arrays: dict, meta: dict, n_words: int, where: Path) -> Params:
-    """Check every shape against the vocabulary and config, then build Params."""
-    try:
-        mcfg = meta["config"]["model"]
-        m, hidden = int(mcfg["radius"]), int(mcfg["hidden"])
-        n_classes = len(meta["classes"]) if mcfg["task"] == "multiclass" else 1
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelError(f"{where.parent / META_FILE}: config is incomplete ({e}); retrain the model") from None
-    for name in ("E", "W", "b", "u"):
-        if name not in arrays:
-            raise ModelError(f"{where}: array {name!r} is missing; retrain the model")
-    E = arrays["E"]
-    d = E.shape[1] if E.ndim == 2 else -1
-    d_c = arrays["C"].shape[1] if "C" in arrays and arrays["C"].ndim == 2 else 0
-    expected = {
-        "E": (n_words, d),
-        "W": (hidden, (2 * m + 1) * (d + d_c)),
-        "b": (hidden,),
-        "u": (hidden,) if n_classes == 1 else (n_classes, hidden),
-    }
-    if "C" in arrays:
-        expected["C"] = (len(CASING_CLASSES), d_c)
-    if "c" in arrays:
-        expected["c"] = () if n_classes == 1 else (n_classes,)
-    for name, shape in expected.items():
-        if arrays[name].shape != shape:
-            raise ModelError(f"{where}: {name} has shape {arrays[name].shape} but the vocabulary ({n_words} words) "
-                             f"and config (radius {m}, hidden {hidden}) need {shape}; the files do not belong "
-                             f"together, retrain the model")
-        if not np.issubdtype(arrays[name].dtype, np.floating):
-            raise ModelError(f"{where}: {name} has dtype {arrays[name].dtype}, expected float; retrain the model")
-    return Params.from_dict(arrays)

@@ -153,18 +153,25 @@ def predict(text, file, model_dir, fmt, threshold) -> None:
 # --- gradcheck -----------------------------------------------------------------------
 
 
+# model.ACTIVATIONS, model.BINARY_LOSSES and model.TASKS, spelled out so that `--help` imports
+# no numpy (tests/test_layout.py checks that they are the same names)
+ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
+BINARY_LOSS_NAMES = ("bce", "squared")
+TASK_NAMES = ("binary", "multiclass")
+
+
 @cli.command()
-@click.option("--activation", type=click.Choice(["sigmoid", "tanh", "relu", "all"]), default="all", show_default=True)
-@click.option("--loss", type=click.Choice(["bce", "squared", "all"]), default="all", show_default=True)
-@click.option("--task", type=click.Choice(["binary", "multiclass"]), default="binary", show_default=True)
+@click.option("--activation", type=click.Choice([*ACTIVATION_NAMES, "all"]), default="all", show_default=True)
+@click.option("--loss", type=click.Choice([*BINARY_LOSS_NAMES, "all"]), default="all", show_default=True)
+@click.option("--task", type=click.Choice(TASK_NAMES), default="binary", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def gradcheck(activation, loss, task, fmt, seed) -> None:
     """Check every hand-derived gradient against centred differences (exit 1 if any rel. error > 1e-6)."""
     from .gradcheck import format_text, run_gradcheck
 
-    acts = ("sigmoid", "tanh", "relu") if activation == "all" else (activation,)
-    losses = ("bce", "squared") if loss == "all" else (loss,)
+    acts = ACTIVATION_NAMES if activation == "all" else (activation,)
+    losses = BINARY_LOSS_NAMES if loss == "all" else (loss,)
     result = run_gradcheck(activations=acts, losses=losses, task=task, seed=seed)
     click.echo(json.dumps(result, indent=1) if fmt == "json" else format_text(result))
     sys.exit(0 if result["passed"] else 1)
@@ -202,19 +209,21 @@ def data_stats(files, scheme, fmt, strict) -> None:
 
 @cli.command()
 @click.argument("text")
-@click.option("--word", required=True, help="The word whose window to explain.")
+@click.option("--word", default=None, help="The word whose window to explain (or give --index).")
+@click.option("--index", "index", type=int, default=None,
+              help="The token to explain by its number, counting from 0 (as evaluate --errors numbers tokens).")
 @click.option("--label", default="1", show_default=True,
               help="Gold label for the backward pass: 1 (LOC) or 0 for binary models; a class index "
                    "(1 = first entity class) or name such as PER for multiclass models.")
 @click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [runs/latest].")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def explain(text, word, label, model_dir, fmt) -> None:
+def explain(text, word, index, label, model_dir, fmt) -> None:
     """Show the forward and backward pass of the model on one word's window."""
     from .explain import explain as run_explain, format_text
     from .tagger import Tagger
 
     tagger = Tagger.load(model_dir)
-    result = run_explain(tagger.model, text, word, label)
+    result = run_explain(tagger.model, text, word, label, index=index)
     click.echo(json.dumps(result, indent=1) if fmt == "json" else format_text(result))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .model import ACTIVATIONS, BINARY_LOSSES, MULTICLASS_LOSSES, TASKS
 
 
 def knob(default: Any, doc: str, **rules: Any) -> Any:
@@ -65,10 +66,10 @@ class EmbeddingsConfig:
 @dataclass
 class ModelConfig:
     task: str = knob("binary", "binary: location or not; multiclass: softmax over entity types",
-                     choices=("binary", "multiclass"))
+                     choices=TASKS)
     radius: int = knob(2, "window radius m: 2m+1 words per window", min=0, max=10)
     hidden: int = knob(100, "hidden units H", min=1)
-    activation: str = knob("tanh", "f in h = f(z)", choices=("sigmoid", "tanh", "relu"))
+    activation: str = knob("tanh", "f in h = f(z)", choices=tuple(ACTIVATIONS))
     casing: bool = knob(True, "add casing-class vectors C to every window position")
     casing_dim: int = knob(4, "size d_c of a casing vector", min=1)
     output_bias: bool = knob(True, "s = u.h + c (false: no c)")
@@ -87,7 +88,7 @@ class TrainConfig:
     lr_step: int = knob(5, "epochs between decays (step schedule)", min=1)
     momentum: float = knob(0.0, "classical momentum on W, b, u, c, C", min=0, max=1, max_exclusive=True)
     l2: float = knob(1e-6, "L2 strength lambda on W and u (and E rows if embeddings.regularize)", min=0)
-    loss: str = knob("bce", "bce or squared (binary); multiclass always uses ce", choices=("bce", "squared"))
+    loss: str = knob("bce", "bce or squared (binary); multiclass always uses ce", choices=BINARY_LOSSES)
     pos_weight: float = knob(1.0, "weight of location (non-O) examples in the loss", min=0, min_exclusive=True)
     word_dropout: float = knob(0.0, "probability of replacing a window word by <unk> while training",
                                min=0, max=1, max_exclusive=True)
@@ -104,6 +105,11 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def loss(self) -> str:
+        """The loss the model is trained with: train.loss (binary), "ce" (multiclass: softmax + CE)."""
+        return MULTICLASS_LOSSES[0] if self.model.task == "multiclass" else self.train.loss
 
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}

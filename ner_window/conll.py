@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import DataError
+from .files import write_text_atomic
 
 SCHEMES = ("iob1", "iob2", "io", "bioes")
 PREFIXES = {"iob1": "BI", "iob2": "BI", "io": "I", "bioes": "BIES"}
@@ -260,15 +261,19 @@ def _read(path: str | os.PathLike, scheme: str, strict: bool) -> tuple[list[Sent
     if not sentences:
         raise DataError(f"{p}: holds no tokens; a CoNLL file needs 'token ... TAG' lines")
     if strict:
-        used = detect_scheme(sentences) if scheme == "auto" else scheme
-        for sent in sentences:
-            i = scheme_violation(sent.tags, used)
-            if i is not None:
-                raise DataError(
-                    f"{p}:{sent.line + i}: tag {sent.tags[i]!r} is not allowed here in scheme {used} "
-                    f"(after {sent.tags[i - 1] if i else 'the sentence start'!r}); fix the tag or drop --strict"
-                )
+        _check_strict(p, sentences, detect_scheme(sentences) if scheme == "auto" else scheme)
     return sentences, n_docstart
+
+
+def _check_strict(p: Path, sentences: list[Sentence], scheme: str) -> None:
+    """DataError with ``file:line`` at the first tag the scheme forbids where it stands."""
+    for sent in sentences:
+        i = scheme_violation(sent.tags, scheme)
+        if i is not None:
+            raise DataError(
+                f"{p}:{sent.line + i}: tag {sent.tags[i]!r} is not allowed here in scheme {scheme} "
+                f"(after {sent.tags[i - 1] if i else 'the sentence start'!r}); fix the tag or drop --strict"
+            )
 
 
 def write_conll(path: str | os.PathLike, sentences: Iterable[Sentence]) -> None:
@@ -284,17 +289,7 @@ def write_conll(path: str | os.PathLike, sentences: Iterable[Sentence]) -> None:
                 raise ValueError(f"write_conll: token or tag {field!r} in {sent.tokens[:5]!r} would not read back")
         lines += [f"{t} {g}" for t, g in zip(sent.tokens, sent.tags)]
         lines.append("")
-    _write_atomic(Path(path), "\n".join(lines) + ("\n" if lines else ""))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
 # --- statistics --------------------------------------------------------------------

@@ -22,8 +22,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import shutil
 import time
 import zlib
 from collections import Counter
@@ -35,6 +33,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from ner_window.errors import ConfigError, DataError
+from ner_window.files import write_dir_atomic
 from ner_window.vocab import SPECIALS, Vocab, build_vocab, fallback_chain
 
 if TYPE_CHECKING:
@@ -313,21 +312,16 @@ def save_cached_vectors(directory: Path, kv: "KeyedVectors", settings: dict) -> 
     Plain arrays and JSON rather than KeyedVectors.save: that is a pickle, and
     loading a pickle from a shared cache directory can run arbitrary code.
     """
-    tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+
+    def write(tmp: Path) -> None:
         np.save(tmp / "vectors.npy", kv.vectors, allow_pickle=False)
-        (tmp / "words.json").write_text(
-            json.dumps(list(kv.index_to_key), ensure_ascii=False), encoding="utf-8"
-        )
+        (tmp / "words.json").write_text(json.dumps(list(kv.index_to_key), ensure_ascii=False), encoding="utf-8")
         (tmp / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        shutil.rmtree(directory, ignore_errors=True)
-        # A rename is atomic: another run sees the whole entry or none of it.
-        os.replace(tmp, directory)
+
+    try:
+        write_dir_atomic(directory, write)  # another run sees the whole entry or none of it
     except OSError as error:
         log.warning("could not write the word2vec cache %s (%s); continuing without it", directory, error)
-        shutil.rmtree(tmp, ignore_errors=True)
         return False
     return True
 

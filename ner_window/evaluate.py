@@ -18,24 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from . import metrics, reports
 from .artifact import Model, load_model
 from .conll import read_conll
+from .decision import decide, is_location, p_location, y_location
 from .errors import DataError
-from .model import predict_proba
+from .fast import predict_proba
 from .windows import labelled_data
 
 
 def predict_labels(model: Model, ids: np.ndarray, casing: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(class id per window, P(location) per window) for window ids and casing ids (N, 2m+1).
 
-    The model's own decision: p >= its tuned threshold (binary), the argmax (multiclass).
+    The model's own decision (decision.decide): p >= its tuned threshold (binary), the argmax (multiclass).
     """
     p = predict_proba(model.params, ids, casing, model.activation)
-    if p.ndim == 1:
-        return (p >= model.threshold).astype(np.int32), p
-    loc = model.classes.index("LOC") if "LOC" in model.classes else None
-    return np.argmax(p, axis=1).astype(np.int32), (p[:, loc] if loc is not None else np.zeros(len(p)))
+    return decide(p, model.threshold, model.classes), p_location(p, model.classes)
 
 
 def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathLike, scheme: str | None = None,
@@ -49,15 +47,15 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
                             f"give a file path in an existing directory")
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
     cfg = model.config
-    sentences = read_conll(path, scheme or cfg["data"]["scheme"], strict=strict)
+    sentences = read_conll(path, scheme or cfg.data.scheme, strict=strict)
     classes = model.classes
-    data = labelled_data(sentences, model.vocab, model.radius, classes, cfg["data"]["location_types"])
-    pred, p_loc = predict_labels(model, data.windows.ids, data.windows.casing)
-    loc_id = classes.index("LOC") if "LOC" in classes else -1
-    y_loc = (data.windows.y == loc_id).astype(np.int32)
-    is_loc = (pred == loc_id).astype(np.float32)
+    data = labelled_data(sentences, model.vocab, model.radius, classes, cfg.data.location_types)
+    p = predict_proba(model.params, data.windows.ids, data.windows.casing, model.activation)
+    pred = decide(p, model.threshold, classes)
+    y_loc = y_location(data.windows.y, classes)
+    is_loc = is_location(p, model.threshold, classes)
     gold_loc = metrics.spans_of_type(data.spans, "LOC")
-    loc = metrics.evaluate_location(is_loc, y_loc, data.windows.sentence, gold_loc, 0.5)
+    loc = metrics.location_scores(is_loc, y_loc, data.windows.sentence, gold_loc)
     report = {
         "model": str(model.path),
         "data": str(path),
@@ -79,13 +77,13 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
             pred_tags.append(_iob2(predicted, n, keep))
         metrics.write_conlleval(predictions, [s.tokens for s in sentences], gold_tags, pred_tags)
     if pr_curve:
-        table = metrics.pr_curve(p_loc, y_loc, gold_loc, data.windows.sentence)
-        png = Path(pr_curve).with_suffix(".png")
-        metrics.write_pr_curve(table, pr_curve, png)
+        binary = model.task == "binary"
+        reports.pr_curve_files(p_location(p, classes), y_loc, gold_loc, data.windows.sentence, pr_curve,
+                               title=f"model {model.path} on {path}", threshold=model.threshold if binary else None,
+                               decision=None if binary else loc)
     if n_errors:
-        report["errors"] = metrics.error_listing(
-            data.tokens, p_loc, y_loc, model.radius, k=n_errors,
-            **({"threshold": model.threshold} if model.task == "binary" else {"is_loc": is_loc.astype(bool)}))
+        report["errors"] = reports.model_errors(data.tokens, p, y_loc, model.radius, model.threshold, classes,
+                                                k=n_errors)
     return report
 
 

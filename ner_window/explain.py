@@ -1,6 +1,7 @@
-"""Stage 11: explain one prediction -- the forward and backward pass on one word's window.
+"""Stage: explain one prediction -- the forward and backward pass on one word's window.
 
     ner-window explain "museums in Paris are amazing" --word Paris [--label 1] [--format json]
+    ner-window explain "museums in Paris are amazing" --index 2          (tokens numbered from 0)
 
 prints the lecture's worked example for a trained model and a real window:
 
@@ -13,14 +14,15 @@ prints the lecture's worked example for a trained model and a real window:
                and ∂J/∂x cut into one slice per window word
     saliency   ‖∂s/∂x_i‖ per window position, and the change in p when that
                word is replaced by <unk> (its casing class is kept, as word
-               dropout does in training)
+               dropout does in training); the summary ranks the centre word's
+               neighbours (the centre word itself is shown, not ranked)
 
-No maths is implemented here.  Every number comes from model.py's own
-functions -- gather, forward, probabilities, loss_and_delta_s, backward, and
-for the intermediate nodes the same affine_forward / affine_backward /
-DERIVATIVES that backward() is built from.  This module picks the window,
-arranges the numbers and prints them.  J is this one window's data loss (no
-L2 term), the loss the model was trained with ("ce" for multiclass models).
+No maths is implemented here.  Every number comes from model.py's reference path:
+gather, forward -> (s, Cache(X, z, h)), probabilities, loss_and_delta_s, and
+backward -> Grads, which carries ∂J/∂h, δ and ∂J/∂X besides the parameter
+gradients.  This module picks the window, arranges the numbers and prints them.
+J is this one window's data loss (no L2 term), the loss the model was trained with
+("ce" for multiclass models).  The label decision is decision.decide's.
 
 Labels (``label``, ``--label``).  Binary models: 1 = location (the default) or
 0.  Multiclass models: an index into the model's classes, which are "O"
@@ -30,7 +32,8 @@ multiclass models the saliency is that of the label's class: ∂s_k/∂x and p_k
 
 The word is matched against the tokens of ``tokenize.tokenize(text)``:
 exactly first, then ignoring case.  If it occurs several times, the first
-occurrence is explained and the result says so.
+occurrence is explained and the result says so.  Tokens are numbered from 0
+everywhere (the text, the JSON's token_index and occurrences, evaluate --errors).
 """
 
 from __future__ import annotations
@@ -38,24 +41,17 @@ from __future__ import annotations
 import numpy as np
 
 from .artifact import Model
+from .decision import decide
 from .errors import DataError
-from .model import (
-    DERIVATIVES,
-    affine_backward,
-    affine_forward,
-    backward,
-    forward,
-    gather,
-    loss_and_delta_s,
-    probabilities,
-)
+from .model import DERIVATIVES, backward, forward, gather, loss_and_delta_s, probabilities
 from .tokenize import tokenize
 from .vocab import UNK_ID
 from .windows import CASING_CLASSES, make_windows
 
 N_FIRST = 5  # how many leading values a vector summary shows
 
-# How each formula reads, for the printout only (the numbers come from model.py).
+# How each formula reads, for the printout only (the numbers come from model.py); the keys
+# are model.ACTIVATIONS' and model.COSTS' (tests/test_explain.py checks).
 ACTIVATION_FORMULA = {"sigmoid": "σ(z)", "tanh": "tanh(z)", "relu": "max(z, 0)"}
 DERIVATIVE_FORMULA = {"sigmoid": "h(1 - h)", "tanh": "1 - h²", "relu": "[h > 0]"}
 DELTA_S_FORMULA = {"bce": "p - y", "squared": "2(p - y)·p(1 - p)", "ce": "p - y  (y one-hot)"}
@@ -134,87 +130,55 @@ def _scalar_or_list(a: np.ndarray) -> float | list[float]:
 
 
 def forward_backward(model: Model, ids: np.ndarray, casing: np.ndarray, k: int) -> dict:
-    """Every node of one window's graph, from the model's own functions.
+    """Every node of one window's graph, from the model's reference path.
 
-    ids, casing: (1, w); k: the label (class index).  Returns arrays keyed by the
-    lecture's names: X (1, D), z and h (1, H), s and p (1,) or (1, n_classes),
-    J, delta_s, dh = ∂J/∂h (1, H), f_prime = f'(z) (1, H), delta = δ (H,),
-    dx = ∂J/∂x (1, D), and grads (backward()'s Grads, no L2 term).
+    ids, casing: (1, w); k: the label (class index).  Returns X (1, D), the Cache (z and
+    h (1, H)), s and p (1,) or (1, n_classes), J, delta_s, and grads (backward()'s Grads,
+    no L2 term: grads.dh = ∂J/∂h, grads.delta = δ, grads.dX = ∂J/∂x, all (1, ·)).
     """
-    params, act = model.params, model.activation
-    loss = "ce" if model.task == "multiclass" else model.config["train"]["loss"]
-    pos_weight = float(model.config["train"].get("pos_weight", 1.0))
+    params, cfg = model.params, model.config
     X = gather(params, ids, casing)
-    # z again from affine_forward, because forward() turns z into h in place
-    z, _ = affine_forward(X, params.W, params.b)
-    s, cache = forward(params, X, act)
+    s, cache = forward(params, X, model.activation)
     # B = 1: the batch mean of loss_and_delta_s is this window's own value
-    J, delta_s = loss_and_delta_s(s, np.array([k], dtype=np.int32), loss, pos_weight)
+    J, delta_s = loss_and_delta_s(s, np.array([k], dtype=np.int32), cfg.loss, cfg.train.pos_weight)
     grads = backward(params, cache, delta_s, ids, casing, train_E=True, lam=0.0, regularize_E=False)
-    # node s = Uh + c:  ∂J/∂h = Uᵀδs, the first step of backward() through the same function
-    U = params.u.reshape(-1, params.hidden)  # (1, H) binary, (n_classes, H) multiclass
-    dh, _, _ = affine_backward(delta_s.reshape(1, -1), (cache.h, U))
-    # node h = f(z):  f'(z) written via h, from the model's table (multiplying δ = 1 leaves f'(z))
-    f_prime = DERIVATIVES[act](cache.h, np.ones_like(cache.h))
-    # node z = Wx + b:  for one window ∂J/∂b = δ (b enters z once and is not regularised);
-    # ∂J/∂x = Wᵀδ is kept per position here, where backward() scatters it into rows of E and C
-    delta = grads.db
-    dx, _, _ = affine_backward(delta.reshape(1, -1), (X, params.W))
-    return {"X": X, "z": z, "h": cache.h, "cache": cache, "s": s, "p": probabilities(s), "loss": loss, "J": J,
-            "delta_s": delta_s, "grads": grads, "dh": dh, "f_prime": f_prime, "delta": delta, "dx": dx}
+    return {"X": X, "cache": cache, "s": s, "p": probabilities(s), "loss": cfg.loss, "J": J, "delta_s": delta_s,
+            "grads": grads}
 
 
 def saliency(model: Model, ids: np.ndarray, casing: np.ndarray, fb: dict, k: int) -> dict:
     """∂s/∂x (1, D) and the scores when each window word in turn is <unk>.
 
-    ∂s/∂x is backward() with δs = 1 (multiclass: δs = one-hot k, so ∂s_k/∂x).
+    ∂s/∂x is backward()'s dX with δs = 1 (multiclass: δs = one-hot k, so ∂s_k/∂x).
     s_unk, p_unk: (w,) or (w, n_classes), row j with position j's word id set to
     <unk> and its casing kept (as word dropout does in training).
     """
-    params, act, w = model.params, model.activation, model.params.window
-    if model.task == "multiclass":
-        unit = np.eye(len(model.classes), dtype=fb["s"].dtype)[[k]]
-    else:
-        unit = np.ones_like(fb["delta_s"])
-    grads_s = backward(params, fb["cache"], unit, ids, casing, train_E=False, lam=0.0, regularize_E=False)
-    ds_dx, _, _ = affine_backward(grads_s.db.reshape(1, -1), (fb["X"], params.W))
+    params, w = model.params, model.params.window
+    unit = np.eye(len(model.classes), dtype=fb["s"].dtype)[[k]] if model.task == "multiclass" else np.ones_like(fb["s"])
+    ds_dx = backward(params, fb["cache"], unit, ids, casing, train_E=False, lam=0.0, regularize_E=False).dX
     swapped = np.repeat(ids, w, axis=0)
     swapped[np.arange(w), np.arange(w)] = UNK_ID
-    s_unk, _ = forward(params, gather(params, swapped, np.repeat(casing, w, axis=0)), act)
+    s_unk, _ = forward(params, gather(params, swapped, np.repeat(casing, w, axis=0)), model.activation)
     return {"ds_dx": ds_dx, "s_unk": s_unk, "p_unk": probabilities(s_unk)}
 
 
-def explain(model: Model, text: str, word: str | None = None, label: int | str = 1, *,
-            index: int | None = None) -> dict:
-    """Forward and backward pass of ``model`` on one window of ``text`` (a JSON-safe dict).
-
-    The window is that of ``word`` (first occurrence, see find_word) or of the token at
-    0-based ``index`` (exactly one of the two).  label: the gold label for the backward
-    pass (see the module docstring).
-    """
-    params, vocab = model.params, model.vocab
-    multiclass = model.task == "multiclass"
-    classes = model.classes
-    k = label_index(model, label)
-    tokens = [t.text for t in tokenize(text)]
+def _pick_token(tokens: list[str], word: str | None, index: int | None) -> tuple[int, str, list[int], bool]:
+    """(index, word, every index of that word, matched exactly?) for --word or --index (one of them)."""
     if (word is None) == (index is None):
         raise DataError("explain: give the word to explain or its token index, not both and not neither")
     if index is None:
         i, occurrences, exact = find_word(tokens, word)
-    else:
-        i = token_at(tokens, index)
-        word, exact = tokens[i], True
-        occurrences = [j for j, t in enumerate(tokens) if t == word]
-    m, w, d, d_c = model.radius, params.window, params.d, params.d_c
-    windows = make_windows([tokens], vocab, m)
-    ids, casing = windows.ids[i:i + 1], windows.casing[i:i + 1]  # (1, w)
+        return i, word, occurrences, exact
+    i = token_at(tokens, index)
+    return i, tokens[i], [j for j, t in enumerate(tokens) if t == tokens[i]], True
 
-    fb = forward_backward(model, ids, casing, k)
-    sal = saliency(model, ids, casing, fb, k)
-    of_k = (lambda q: float(q[k])) if multiclass else float  # the output the saliency is about
+
+def _window_rows(model: Model, tokens: list[str], i: int, ids, casing, fb: dict, sal: dict, of_k) -> list[dict]:
+    """One row per window position: the word, its vector norms, its slices of ∂J/∂x and ∂s/∂x, and <unk>."""
+    params, vocab, m = model.params, model.vocab, model.radius
+    w, d, d_c = params.window, params.d, params.d_c
     s_ref, p_ref = of_k(fb["s"][0]), of_k(fb["p"][0])
-
-    x3, dx3, ds3 = (a.reshape(w, d + d_c) for a in (fb["X"], fb["dx"], sal["ds_dx"]))  # one row per position
+    x3, dx3, ds3 = (a.reshape(w, d + d_c) for a in (fb["X"], fb["grads"].dX, sal["ds_dx"]))  # a row per position
     rows = []
     for j, o in enumerate(range(-m, m + 1)):
         wid = int(ids[0, j])
@@ -223,6 +187,7 @@ def explain(model: Model, text: str, word: str | None = None, label: int | str =
             "offset": o,
             "slot": "w0" if o == 0 else f"w{o:+d}",
             "token": tokens[i + o] if inside else vocab.words[wid],
+            "token_index": i + o if inside else None,
             "in_sentence": inside,
             "vocab_word": vocab.words[wid],
             "id": wid,
@@ -238,69 +203,87 @@ def explain(model: Model, text: str, word: str | None = None, label: int | str =
             "p_unk": of_k(sal["p_unk"][j]) if inside else None,
             "p_change": of_k(sal["p_unk"][j]) - p_ref if inside else None,
         })
+    return rows
 
+
+def explain(model: Model, text: str, word: str | None = None, label: int | str = 1, *,
+            index: int | None = None) -> dict:
+    """Forward and backward pass of ``model`` on one window of ``text`` (a JSON-safe dict).
+
+    The window is that of ``word`` (first occurrence, see find_word) or of the token at
+    0-based ``index`` (exactly one of the two).  label: the gold label for the backward
+    pass (see the module docstring).
+    """
+    params, classes = model.params, model.classes
+    multiclass = model.task == "multiclass"
+    k = label_index(model, label)
+    tokens = [t.text for t in tokenize(text)]
+    i, word, occurrences, exact = _pick_token(tokens, word, index)
+    windows = make_windows([tokens], model.vocab, model.radius)
+    ids, casing = windows.ids[i:i + 1], windows.casing[i:i + 1]  # (1, w)
+    fb = forward_backward(model, ids, casing, k)
+    sal = saliency(model, ids, casing, fb, k)
+    of_k = (lambda q: float(q[k])) if multiclass else float  # the output the saliency is about
+    rows = _window_rows(model, tokens, i, ids, casing, fb, sal, of_k)
     neighbours = [r for r in rows if r["offset"] != 0 and r["in_sentence"]]
     top_grad = max(neighbours, key=lambda r: r["ds_dx_norm"], default=None)
     # p saturates near 0 and 1 (float32 steps of 6e-8 there): ties in |Δp| go to the larger |Δs|
     top_unk = max(neighbours, key=lambda r: (abs(r["p_change"]), abs(r["s_change"])), default=None)
-
     p = fb["p"][0]
-    prediction = classes[int(np.argmax(p))] if multiclass else ("LOC" if p >= model.threshold else "O")
     notes = []
     if not exact:
         notes.append(f"no exact match for {word!r}; matched {tokens[i]!r} ignoring case")
     if len(occurrences) > 1:
-        which = "the first" if i == occurrences[0] else f"token {i + 1}"
+        which = "the first" if i == occurrences[0] else f"token {i}"
         notes.append(f"{tokens[i]!r} occurs {len(occurrences)} times "
-                     f"(tokens {', '.join(str(j + 1) for j in occurrences)}); explaining {which}")
-    grads = fb["grads"]
+                     f"(tokens {', '.join(str(j) for j in occurrences)}); explaining {which}")
     return {
-        "text": text,
-        "word": word,
-        "token": tokens[i],
-        "token_index": i,
-        "occurrences": occurrences,
-        "tokens": tokens,
-        "notes": notes,
+        "text": text, "word": word, "token": tokens[i], "token_index": i, "occurrences": occurrences,
+        "tokens": tokens, "notes": notes,
         "model": {
-            "path": str(model.path), "task": model.task, "classes": classes, "radius": m, "window": w,
-            "d": d, "d_c": d_c, "D": int(params.W.shape[1]), "hidden": params.hidden, "activation": model.activation,
-            "loss": fb["loss"], "threshold": None if multiclass else model.threshold,
+            "path": str(model.path), "task": model.task, "classes": classes, "radius": model.radius,
+            "window": params.window, "d": params.d, "d_c": params.d_c, "D": int(params.W.shape[1]),
+            "hidden": params.hidden, "activation": model.activation, "loss": fb["loss"],
+            "threshold": None if multiclass else model.threshold,
         },
         "window": rows,
         "forward": {
-            "x": summarise(fb["X"][0]),
-            "z": summarise(fb["z"][0]),
-            "h": summarise(fb["h"][0]),
-            "s": _scalar_or_list(fb["s"][0]),
-            "p": _scalar_or_list(p),
-            "prediction": prediction,
+            "x": summarise(fb["X"][0]), "z": summarise(fb["cache"].z[0]), "h": summarise(fb["cache"].h[0]),
+            "s": _scalar_or_list(fb["s"][0]), "p": _scalar_or_list(p),
+            "prediction": classes[int(decide(fb["p"], model.threshold, classes)[0])],
         },
-        "backward": {
-            "label": k,
-            "label_name": classes[k],
-            "y": [float(c == k) for c in range(len(classes))] if multiclass else float(k),
-            "J": float(fb["J"]),
-            "delta_s": _scalar_or_list(fb["delta_s"][0]),
-            "dJ_dh": summarise(fb["dh"][0]),
-            "f_prime": summarise(fb["f_prime"][0]),
-            "delta": summarise(fb["delta"]),
-            "dJ_dx": summarise(fb["dx"][0]),
-            "W": summarise(params.W),
-            "u": summarise(params.u),
-            "dW": summarise(grads.dW),
-            "db": summarise(grads.db),
-            "du": summarise(grads.du),
-            "dc": None if grads.dc is None else _scalar_or_list(grads.dc),
-        },
+        "backward": _backward_summary(model, fb, k),
         "saliency": {
             "of": f"s[{k}] ({classes[k]})" if multiclass else "s",
             "p_of": f"p[{k}] ({classes[k]})" if multiclass else "p",
-            "s": s_ref,
-            "p": p_ref,
+            "s": of_k(fb["s"][0]), "p": of_k(fb["p"][0]),
+            "ranks": "the neighbours of the centre word (the centre word itself is not ranked)",
             "top_gradient": None if top_grad is None else top_grad["slot"],
             "top_unk": None if top_unk is None else top_unk["slot"],
         },
+    }
+
+
+def _backward_summary(model: Model, fb: dict, k: int) -> dict:
+    """The backward half of explain()'s result: δs, then each node's upstream, local and downstream."""
+    params, grads, classes = model.params, fb["grads"], model.classes
+    multiclass = model.task == "multiclass"
+    return {
+        "label": k,
+        "label_name": classes[k],
+        "y": [float(c == k) for c in range(len(classes))] if multiclass else float(k),
+        "J": float(fb["J"]),
+        "delta_s": _scalar_or_list(fb["delta_s"][0]),
+        "dJ_dh": summarise(grads.dh[0]),
+        "f_prime": summarise(DERIVATIVES[model.activation](fb["cache"].h)[0]),
+        "delta": summarise(grads.delta[0]),
+        "dJ_dx": summarise(grads.dX[0]),
+        "W": summarise(params.W),
+        "u": summarise(params.u),
+        "dW": summarise(grads.dW),
+        "db": summarise(grads.db),
+        "du": summarise(grads.du),
+        "dc": None if grads.dc is None else _scalar_or_list(grads.dc),
     }
 
 
@@ -331,19 +314,24 @@ def _vec(v: dict) -> str:
 
 def format_text(result: dict) -> str:
     """The explanation as the lecture would write it on the board (see the module docstring)."""
-    mdl, fw, bw, sal = result["model"], result["forward"], result["backward"], result["saliency"]
-    multiclass = mdl["task"] == "multiclass"
-    act, loss = mdl["activation"], mdl["loss"]
-    m = mdl["radius"]
-    out = [f"Explaining {result['token']!r} (token {result['token_index'] + 1} of {len(result['tokens'])}) "
+    mdl = result["model"]
+    out = [f"Explaining {result['token']!r} (token {result['token_index']} of tokens 0-{len(result['tokens']) - 1}) "
            f"in: {result['text']}"]
     out += [f"  note: {n}" for n in result["notes"]]
     casing = f", casing vectors d_c = {mdl['d_c']}" if mdl["d_c"] else ""
-    out.append(f"model {mdl['path']}: {mdl['task']} ({', '.join(mdl['classes'])}), radius m = {m}, "
+    out.append(f"model {mdl['path']}: {mdl['task']} ({', '.join(mdl['classes'])}), radius m = {mdl['radius']}, "
                f"d = {mdl['d']}{casing}, D = {mdl['window']}·{mdl['d'] + mdl['d_c']} = {mdl['D']}, "
-               f"H = {mdl['hidden']}, f = {act}")
+               f"H = {mdl['hidden']}, f = {mdl['activation']}")
+    return "\n".join(out + _forward_text(result) + _backward_text(result) + _saliency_text(result))
 
-    out += ["", "Forward pass"]
+
+def _list(values) -> str:
+    return "[" + ", ".join(_g(a) for a in values) + "]"
+
+
+def _forward_text(result: dict) -> list[str]:
+    mdl, fw, bw = result["model"], result["forward"], result["backward"]
+    out = ["", "Forward pass"]
     header = f"  {'slot':<5} {'token':<16} {'vocabulary word':<16} {'id':>7}  {'casing':<6} {'‖e‖':>8}"
     out.append(header + (f" {'‖c‖':>8}" if mdl["d_c"] else ""))
     for r in result["window"]:
@@ -352,11 +340,11 @@ def format_text(result: dict) -> str:
         out.append(line + (f" {_g(r['c_norm']):>8}" if mdl["d_c"] else ""))
     part = "e({w}); c({w})" if mdl["d_c"] else "e({w})"
     ends = [part.format(w=r["slot"]) for r in (result["window"][0], result["window"][-1])]
-    x_formula = "[" + (ends[0] if m == 0 else f"{ends[0]}; ...; {ends[1]}") + "]"
+    x_formula = "[" + (ends[0] if mdl["radius"] == 0 else f"{ends[0]}; ...; {ends[1]}") + "]"
     out.append(f"  {'x = ' + x_formula:<44} {_vec(fw['x'])}")
     out.append(f"  {'z = W x + b':<44} {_vec(fw['z'])}")
-    out.append(f"  {'h = f(z) = ' + ACTIVATION_FORMULA[act]:<44} {_vec(fw['h'])}")
-    if multiclass:
+    out.append(f"  {'h = f(z) = ' + ACTIVATION_FORMULA[mdl['activation']]:<44} {_vec(fw['h'])}")
+    if mdl["task"] == "multiclass":
         out.append("  s = U h + c,  p = softmax(s):")
         out.append(f"    {'k':>2}  {'class':<6} {'s_k':>9} {'p_k':>11} {'y_k':>4} {'δs_k':>10}")
         for c, name in enumerate(mdl["classes"]):
@@ -368,27 +356,24 @@ def format_text(result: dict) -> str:
         out.append(f"  {'s = uᵀh + c':<44} s = {_g(fw['s'])}")
         out.append(f"  {'p = σ(s)':<44} p = {_p(fw['p'])}  -> {fw['prediction']} "
                    f"(threshold {_g(mdl['threshold'])})")
+    return out
 
+
+def _backward_text(result: dict) -> list[str]:
+    mdl, bw = result["model"], result["backward"]
+    multiclass, act, loss = mdl["task"] == "multiclass", mdl["activation"], mdl["loss"]
     y_text = f"y = one-hot({bw['label']})" if multiclass else f"y = {bw['label']}"
-    out += ["", f"Backward pass, label {bw['label']} ({bw['label_name']}): {y_text}, loss {loss}, "
-                f"J = {_g(bw['J'])}  (this window's data loss, no L2 term)"]
-    if multiclass:
-        out.append(f"  δs = ∂J/∂s = {DELTA_S_FORMULA[loss]} = [" + ", ".join(_g(a) for a in bw["delta_s"]) + "]")
-    else:
-        out.append(f"  δs = ∂J/∂s = {DELTA_S_FORMULA[loss]} = {_g(bw['delta_s'])}")
-    up_s = "δs" if not multiclass else "δs (n_classes,)"
-    s_node = "s = U h + c" if multiclass else "s = uᵀh + c"
-    local_s = "∂s/∂h = U" if multiclass else "∂s/∂h = u"
-    down_s = "∂J/∂h = Uᵀδs" if multiclass else "∂J/∂h = u δs"
-    delta_s_text = ("[" + ", ".join(_g(a) for a in bw["delta_s"]) + "]") if multiclass else _g(bw["delta_s"])
+    delta_s_text = _list(bw["delta_s"]) if multiclass else _g(bw["delta_s"])
+    out = ["", f"Backward pass, label {bw['label']} ({bw['label_name']}): {y_text}, loss {loss}, "
+               f"J = {_g(bw['J'])}  (this window's data loss, no L2 term)",
+           f"  δs = ∂J/∂s = {DELTA_S_FORMULA[loss]} = {delta_s_text}"]
+    dc = "-" if bw["dc"] is None else (_list(bw["dc"]) if multiclass else _g(bw["dc"]))
     nodes = [
-        (f"node {s_node}", [
-            ("upstream", up_s, delta_s_text),
-            ("local", local_s, _vec(bw["u"])),
-            ("downstream", down_s, _vec(bw["dJ_dh"])),
-        ], [(("∂J/∂U = δs hᵀ" if multiclass else "∂J/∂u = δs h"), _vec(bw["du"])),
-            ("∂J/∂c = δs", "-" if bw["dc"] is None else
-             (("[" + ", ".join(_g(a) for a in bw["dc"]) + "]") if multiclass else _g(bw["dc"])))]),
+        (f"node {'s = U h + c' if multiclass else 's = uᵀh + c'}", [
+            ("upstream", "δs (n_classes,)" if multiclass else "δs", delta_s_text),
+            ("local", "∂s/∂h = U" if multiclass else "∂s/∂h = u", _vec(bw["u"])),
+            ("downstream", "∂J/∂h = Uᵀδs" if multiclass else "∂J/∂h = u δs", _vec(bw["dJ_dh"])),
+        ], [("∂J/∂U = δs hᵀ" if multiclass else "∂J/∂u = δs h", _vec(bw["du"])), ("∂J/∂c = δs", dc)]),
         (f"node h = f(z) = {ACTIVATION_FORMULA[act]}   (elementwise: the local Jacobian is diagonal)", [
             ("upstream", "∂J/∂h", _vec(bw["dJ_dh"])),
             ("local", f"f'(z) = {DERIVATIVE_FORMULA[act]}", _vec(bw["f_prime"])),
@@ -402,23 +387,25 @@ def format_text(result: dict) -> str:
     ]
     for title, steps, extra in nodes:
         out.append(f"  {title}")
-        for role, name, value in steps:
-            out.append(f"    {role:<11}{name:<28} {value}")
-        for name, value in extra:
-            out.append(f"    {'and':<11}{name:<28} {value}")
+        out += [f"    {role:<11}{name:<28} {value}" for role, name, value in steps]
+        out += [f"    {'and':<11}{name:<28} {value}" for name, value in extra]
     rows_of = "E and casing row of C" if mdl["d_c"] else "E"
     out.append(f"  ∂J/∂x per window word (each slice is added to the word's row of {rows_of}):")
     out.append(f"    {'slot':<5} {'token':<16} {'‖∂J/∂e‖':>10}" + (f" {'‖∂J/∂c‖':>10}" if mdl["d_c"] else ""))
     for r in result["window"]:
         line = f"    {r['slot']:<5} {r['token']:<16} {_g(r['dJ_de_norm']):>10}"
         out.append(line + (f" {_g(r['dJ_dc_norm']):>10}" if mdl["d_c"] else ""))
+    return out
 
+
+def _saliency_text(result: dict) -> list[str]:
+    sal = result["saliency"]
     s_name, p_name = sal["of"], sal["p_of"]
-    out += ["", f"Saliency: which window word moves {s_name} most ({s_name} = {_g(sal['s'])}, "
-                f"{p_name} = {_p(sal['p'])});",
-            "  the gradient of the score, and the change when the word is replaced by <unk> (casing kept)"]
-    out.append(f"    {'slot':<5} {'token':<16} {'‖∂s/∂x_i‖':>10} {'s with <unk>':>13} {'Δs':>10} "
-               f"{'p with <unk>':>13} {'Δp':>11}")
+    out = ["", f"Saliency: which window word moves {s_name} most ({s_name} = {_g(sal['s'])}, "
+               f"{p_name} = {_p(sal['p'])});",
+           "  the gradient of the score, and the change when the word is replaced by <unk> (casing kept)",
+           f"    {'slot':<5} {'token':<16} {'‖∂s/∂x_i‖':>10} {'s with <unk>':>13} {'Δs':>10} "
+           f"{'p with <unk>':>13} {'Δp':>11}"]
     for r in result["window"]:
         if r["in_sentence"]:
             unk = f"{_g(r['s_unk']):>13} {r['s_change']:>+10.4g} {_p(r['p_unk']):>13} {r['p_change']:>+11.4g}"
@@ -426,11 +413,13 @@ def format_text(result: dict) -> str:
             unk = f"{'(padding)':>13}"
         out.append(f"    {r['slot']:<5} {r['token']:<16} {_g(r['ds_dx_norm']):>10} {unk}")
     by_slot = {r["slot"]: r for r in result["window"]}
+    centre = by_slot["w0"]
     if sal["top_gradient"] is None:
         out.append("  the word has no neighbours inside the sentence (only padding)")
-    else:
-        g, u = by_slot[sal["top_gradient"]], by_slot[sal["top_unk"]]
-        out.append(f"  largest gradient: {g['token']!r} ({g['slot']}), ‖∂s/∂x‖ = {_g(g['ds_dx_norm'])}; "
-                   f"largest effect of <unk>: {u['token']!r} ({u['slot']}), {p_name} {_p(sal['p'])} -> "
-                   f"{_p(u['p_unk'])} ({u['p_change']:+.4g})")
-    return "\n".join(out)
+        return out
+    g, u = by_slot[sal["top_gradient"]], by_slot[sal["top_unk"]]
+    out.append(f"  among the neighbours of {centre['token']!r} (w0 itself: ‖∂s/∂x‖ = {_g(centre['ds_dx_norm'])}, "
+               f"not ranked): largest gradient {g['token']!r} ({g['slot']}), ‖∂s/∂x‖ = {_g(g['ds_dx_norm'])}; "
+               f"largest effect of <unk> {u['token']!r} ({u['slot']}), {p_name} {_p(sal['p'])} -> "
+               f"{_p(u['p_unk'])} ({u['p_change']:+.4g})")
+    return out

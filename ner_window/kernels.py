@@ -11,11 +11,12 @@ numba, the same arithmetic is 4 calls (gather_rows, add_bias, binary_head or
 softmax_head, scatter_add_rows; tanh stays numpy's, which is vectorised), and a step
 is 1.25-1.3x faster than the numpy path (BENCHMARKS.md).
 
-The maths is model.py's, line for line; model.py's numpy code for each piece stays
-the readable version (and the fallback when numba is not installed: `pip install
-'ner-window[fast]'` adds it, the Makefile installs it).  tests/test_kernels.py checks
-each kernel against its numpy twin, and tests/test_model.py runs train_step both ways
-against the reference path.  NER_WINDOW_KERNELS=numpy turns the kernels off.
+The maths is model.py's, line for line (fast.py's docstring maps the lines); fast.py's
+numpy code for each piece stays the readable version (and the fallback when numba is
+not installed: `pip install 'ner-window[fast]'` adds it, the Makefile installs it).
+Only fast.py imports this module.  tests/test_kernels.py checks each kernel against its
+numpy twin, and tests/test_fast.py runs train_step both ways against the reference
+path.  NER_WINDOW_KERNELS=numpy turns the kernels off.
 
 Floating point.  Each kernel keeps the arrays' dtype (float32 stays float32); sums
 may be reassociated (fastmath "reassoc", "contract": so the loops vectorise), which
@@ -34,7 +35,8 @@ try:  # numba is the optional "fast" extra
 except ImportError:  # pragma: no cover - exercised by the numpy path's tests instead
     njit = None
 
-# activation and loss codes (numba compiles one function; the branch is per batch)
+# activation and loss codes (numba compiles one function; the branch is per batch); their
+# names are model.ACTIVATIONS' and model.BINARY_LOSSES' (tests/test_kernels.py checks)
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2}
 LOSS_CODES = {"bce": 0, "squared": 1}
 _FASTMATH = {"reassoc", "contract"}  # not "nnan"/"ninf": NaN must still reach J

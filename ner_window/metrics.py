@@ -20,8 +20,9 @@ Every score dict has the keys "precision", "recall", "f1" and "support"
 (the number of gold positives: tokens or entities).  Dividing by zero gives
 0.0, silently.
 
-This module imports only numpy at the top; scikit-learn and matplotlib are
-imported inside the functions that use them.
+This module imports only numpy (and the package's decision and files modules) at the
+top; scikit-learn is imported inside the function that uses it.  The pictures of
+these scores are drawn by reports.py.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections import Counter
 from typing import Sequence
 
 import numpy as np
+
+from .decision import is_location
+from .files import write_bytes_atomic
 
 Span = tuple[int, int]              # (start, end_exclusive) inside a sentence
 TypedSpan = tuple[str, int, int]    # (type, start, end_exclusive), as conll.entity_spans returns
@@ -159,12 +162,22 @@ def evaluate_location(p: Sequence[float], y: Sequence[int], sentence_index: Sequ
     merges adjacent locations -- pass the decoded spans when you have them.
     """
     p, y = _check_p_y(p, y)
-    offsets, gold_spans = _layout(p, y, gold_spans, sentence_index)
-    pred = p >= threshold
+    return {"threshold": float(threshold), **location_scores(is_location(p, threshold), y, sentence_index, gold_spans)}
+
+
+def location_scores(is_loc: Sequence[bool], y: Sequence[int], sentence_index: Sequence[int],
+                    gold_spans: Sequence[Sequence[Span]] | None = None) -> dict:
+    """Both scores of given decisions: {"token": {...}, "entity": {...}}.
+
+    is_loc: (N,) bool, the model's decision per token (decision.is_location); the rest as
+    for evaluate_location.
+    """
+    pred, y = np.asarray(is_loc, dtype=bool).ravel(), np.asarray(y).astype(np.int64).ravel()
+    if pred.shape != y.shape:
+        raise ValueError(f"{pred.shape[0]} decisions but {y.shape[0]} labels")
+    offsets, gold_spans = _layout(pred, y, gold_spans, sentence_index)
     pred_spans = [predicted_spans(pred[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
-    return {"threshold": float(threshold),
-            "token": token_prf(y, pred),
-            "entity": entity_prf(gold_spans, pred_spans)}
+    return {"token": token_prf(y, pred), "entity": entity_prf(gold_spans, pred_spans)}
 
 
 def format_prf(label: str, scores: dict, unit: str) -> str:
@@ -311,56 +324,15 @@ def best_threshold(p: Sequence[float], y_token: Sequence[int], gold_spans: Seque
 
 # ------------------------------------------------------------------ file output
 
-def _atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file next to path, then rename it over path:
-    a reader never sees half a file, and a crash leaves the old file intact."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_pr_curve(table: dict, path_csv: str | os.PathLike,
-                   path_png: str | os.PathLike | None = None) -> list[str]:
-    """Write a pr_curve table as CSV (and as a PNG plot when matplotlib is installed).
-
-    Returns the paths written (the PNG is silently skipped without matplotlib).
-    """
+def write_pr_curve(table: dict, path_csv: str | os.PathLike) -> str:
+    """Write a pr_curve table as CSV, one row per threshold (reports.plot_pr_curve draws it)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(PR_COLUMNS)
     for row in zip(*(table[c] for c in PR_COLUMNS)):
         writer.writerow([f"{float(v):.10g}" for v in row])
-    _atomic_write(path_csv, out.getvalue().encode("utf-8"))
-    written = [os.fspath(path_csv)]
-    if path_png is not None:
-        try:
-            from matplotlib.figure import Figure  # lazy and optional; Figure needs no GUI backend
-        except ImportError:
-            return written
-        fig = Figure(figsize=(9, 3.6), layout="constrained")
-        ax_pr, ax_f1 = fig.subplots(1, 2)
-        for level in ("token", "entity"):
-            ax_pr.plot(table[f"{level}_recall"], table[f"{level}_precision"], label=f"{level}-level")
-            ax_f1.plot(table["threshold"], table[f"{level}_f1"], label=f"{level}-level")
-        ax_pr.set(xlabel="recall", ylabel="precision", title="LOC precision / recall", xlim=(0, 1), ylim=(0, 1.02))
-        ax_f1.set(xlabel="threshold t (predict LOC when p >= t)", ylabel="F1", title="LOC F1", xlim=(0, 1), ylim=(0, 1.02))
-        ax_pr.legend()
-        ax_f1.legend()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        _atomic_write(path_png, buffer.getvalue())
-        written.append(os.fspath(path_png))
-    return written
+    write_bytes_atomic(path_csv, out.getvalue().encode("utf-8"))
+    return os.fspath(path_csv)
 
 
 # ------------------------------------------------------------- multiclass, conlleval
@@ -449,7 +421,7 @@ def write_conlleval(path: str | os.PathLike, sentences_tokens: Sequence[Sequence
                                  f"whitespace: {token!r} {g!r} {p!r}")
             lines.append(f"{token} {g} {p}\n")
         lines.append("\n")
-    _atomic_write(path, "".join(lines).encode("utf-8"))
+    write_bytes_atomic(path, "".join(lines).encode("utf-8"))
 
 
 # ------------------------------------------------------------------ error analysis
@@ -472,7 +444,7 @@ def error_listing(tokens_per_sentence: Sequence[Sequence[str]], p: Sequence[floa
     if sum(lengths) != p.size:
         raise ValueError(f"error_listing: the sentences have {sum(lengths)} tokens but p has {p.size} values")
     if is_loc is None:
-        decided, rule = p >= threshold, f"p >= {threshold:g}"
+        decided, rule = is_location(p, threshold), f"p >= {threshold:g}"
     else:
         decided, rule = np.asarray(is_loc, dtype=bool), "argmax = LOC"
         if decided.shape != p.shape:
@@ -499,9 +471,13 @@ def error_listing(tokens_per_sentence: Sequence[Sequence[str]], p: Sequence[floa
 
 
 def format_error_listing(listing: dict) -> str:
-    """Readable text for error_listing; the centre word of each window is in [brackets]."""
+    """Readable text for error_listing; the centre word of each window is in [brackets].
+
+    Sentences and tokens are numbered from 0, as everywhere in ner-window (explain's
+    token_index and --index, the JSON of evaluate --errors).
+    """
     m, rule = listing["radius"], listing["rule"]
-    out = []
+    out = ["(sentences and tokens numbered from 0)"]
     for key, title in (("false_positives", f"false positives (tagged LOC: {rule}; gold not LOC), most confident first"),
                        ("false_negatives", f"false negatives (not tagged LOC; gold LOC), least confident first")):
         out.append(f"{title}:")

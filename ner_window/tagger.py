@@ -5,9 +5,9 @@
     [Span(label='LOC', start=11, end=16, text='Paris')]
 
 Text is tokenised the way CoNLL-2003 is, turned into windows, and scored with
-``model.predict_proba``.  Binary models call a token a location when
-p >= the threshold tuned on dev (or the one given to ``Tagger``); multiclass
-models take the argmax class.  Spans are runs of consecutive tokens with the
+``fast.predict_proba``.  The label is decision.decide's: binary models call a token
+a location when p >= the threshold tuned on dev (or the one given to ``Tagger``);
+multiclass models take the argmax class.  Spans are runs of consecutive tokens with the
 same label.  Every token carries ``p`` = P(location), whatever its label, so a
 caller can re-mark the text at another threshold without scoring it again.
 
@@ -27,8 +27,9 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .artifact import Model, load_model
+from .decision import decide, p_location
 from .errors import DataError
-from .model import predict_proba
+from .fast import predict_proba
 from .tokenize import token_spans
 from .windows import make_windows
 
@@ -94,13 +95,8 @@ class Tagger:
         if len(windows) == 0:
             return [([], []) for _ in sentences]
         p = predict_proba(self.model.params, windows.ids, windows.casing, self.model.activation)
-        if self.binary:
-            labels = np.where(p >= self.threshold, "LOC", "O")
-            conf = p
-        else:
-            labels = np.asarray(self.classes, dtype=object)[np.argmax(p, axis=1)]
-            conf = p[:, self.classes.index("LOC")] if "LOC" in self.classes else np.zeros(len(p))
-        conf = conf.astype(np.float64)
+        labels = np.asarray(self.classes, dtype=object)[decide(p, self.threshold, self.classes)]
+        conf = p_location(p, self.classes).astype(np.float64)
         if decimals is not None:
             conf = np.round(conf, decimals)  # for float32 p, exactly Python's round(p, decimals)
         labels, conf = labels.tolist(), conf.tolist()  # once, not per sentence

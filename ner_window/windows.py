@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from .conll import Sentence, entity_spans
+from .errors import ModelError
 from .vocab import BOS, EOS, Vocab
 
 CASING_CLASSES = ("pad", "lower", "title", "upper", "mixed", "digit", "punct", "other")
@@ -139,6 +140,29 @@ def make_windows(
         (v for lab in labels for v in lab), dtype=np.int32, count=n
     )
     return Windows(flat_ids[gather], flat_cas[gather], y, sentence, position)
+
+
+def check_window_shape(ids: np.ndarray, casing: np.ndarray | None, width: int, needs_casing: bool) -> None:
+    """ModelError unless ids (and casing) are integer (B, width) arrays, casing present when ``needs_casing``."""
+    for name, a in (("word", ids), ("casing", casing)):
+        if a is not None and a.dtype.kind not in "iu":
+            raise ModelError(f"{name} ids must be an integer array, got dtype {a.dtype}: "
+                             "build them with ner_window.windows")
+    if ids.ndim != 2 or ids.shape[1] != width:
+        raise ModelError(f"the model expects windows of {width} tokens (radius {(width - 1) // 2}), got ids of "
+                         f"shape {ids.shape}: build the windows with the radius the model was trained with")
+    if needs_casing and (casing is None or casing.shape != ids.shape):
+        got = None if casing is None else casing.shape
+        raise ModelError(f"the model has casing vectors, so casing ids of shape {ids.shape} are needed (got {got})")
+
+
+def check_window_ids(ids: np.ndarray, casing: np.ndarray | None, n_words: int, n_casing: int | None) -> None:
+    """ModelError if a word id is outside [0, n_words) (or a casing id outside [0, n_casing), when given)."""
+    checks = [("word", ids, n_words)] + ([] if n_casing is None else [("casing", casing, n_casing)])
+    for name, a, n in checks:
+        if a.size and (a.min() < 0 or a.max() >= n):
+            raise ModelError(f"{name} ids must lie in [0, {n}) but range over [{a.min()}, {a.max()}]: "
+                             "the windows were built with another vocabulary")
 
 
 @dataclass

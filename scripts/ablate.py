@@ -39,7 +39,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
@@ -51,10 +50,12 @@ except ImportError:  # run from a checkout without `pip install -e .`
     from ner_window import metrics
     from ner_window import train as train_module
 from ner_window.artifact import load_model
+from ner_window.checkpoint import CHECKPOINT
 from ner_window.conll import read_conll
 from ner_window.config import load_config
+from ner_window.decision import is_location as decide_location, y_location
 from ner_window.errors import NerWindowError
-from ner_window.evaluate import predict_labels
+from ner_window.fast import predict_proba
 from ner_window.vocab import SPECIALS, UNK_ID, Vocab, normalise_digits
 from ner_window.windows import labelled_data
 
@@ -158,8 +159,8 @@ def unk_unseen(ids: np.ndarray, vocab: Vocab, seen: set[str]) -> np.ndarray:
 
 
 def is_location(model, ids: np.ndarray, casing: np.ndarray) -> np.ndarray:
-    """(N,) bool: the model's LOC decision per window (tuned threshold, or argmax for multiclass)."""
-    return predict_labels(model, ids, casing)[0] == model.classes.index("LOC")
+    """(N,) bool: the model's LOC decision per window (decision.is_location: tuned threshold, or argmax)."""
+    return decide_location(predict_proba(model.params, ids, casing, model.activation), model.threshold, model.classes)
 
 
 def model_slices(run_dir: Path, dev_path: str | Path, seen: set[str]) -> dict:
@@ -171,14 +172,14 @@ def model_slices(run_dir: Path, dev_path: str | Path, seen: set[str]) -> dict:
     """
     model = load_model(run_dir)
     cfg = model.config
-    sentences = read_conll(dev_path, cfg["data"]["scheme"])
-    data = labelled_data(sentences, model.vocab, model.radius, model.classes, cfg["data"]["location_types"])
+    sentences = read_conll(dev_path, cfg.data.scheme)
+    data = labelled_data(sentences, model.vocab, model.radius, model.classes, cfg.data.location_types)
     w = data.windows
-    y_loc = w.y == model.classes.index("LOC")
+    y_loc = y_location(w.y, model.classes)
     gold = metrics.spans_of_type(data.spans, "LOC")
     out = {"unseen": unseen_slice(data.tokens, gold, is_location(model, w.ids, w.casing), y_loc, seen)}
     is_loc = is_location(model, unk_unseen(w.ids, model.vocab, seen), w.casing)
-    report = metrics.evaluate_location(is_loc.astype(np.float32), y_loc.astype(np.int32), w.sentence, gold, 0.5)
+    report = metrics.location_scores(is_loc, y_loc, w.sentence, gold)
     out["unk"] = {"entity": report["entity"], "token": report["token"],
                   "unseen": unseen_slice(data.tokens, gold, is_loc, y_loc, seen)}
     return out
@@ -205,17 +206,11 @@ def run_one(name: str, seed: int, train_path: str, dev_path: str, out: Path, see
             return previous
     if run_dir.exists():
         shutil.rmtree(run_dir)  # unfinished, or trained with another config: start it again
-    stamps: list[float] = []
-
-    def record(line: str) -> None:
-        if line.startswith("epoch "):
-            stamps.append(time.perf_counter())  # logged once the epoch is scored on dev (and saved if best)
-        log(f"  [{name} seed {seed}] {line}")
-
+    stamps: list[float] = []  # when each epoch was scored on dev (and saved, if best)
     t0 = time.perf_counter()
     # an ablation of 50 runs must not move runs/latest (the user's default model for `predict`)
-    with mock.patch.object(train_module, "point_latest", lambda run_dir: None):
-        result = train_module.train(cfg, out_dir=run_dir, log=record)
+    result = train_module.train(cfg, out_dir=run_dir, log=lambda line: log(f"  [{name} seed {seed}] {line}"),
+                                point_latest=False, on_epoch=lambda row, improved: stamps.append(time.perf_counter()))
     best = result.history[result.best_epoch]
     record_ = {
         "variant": name, "seed": seed, "overrides": [*extra, *variant_overrides(name)], "config": cfg.to_dict(),
@@ -227,7 +222,7 @@ def run_one(name: str, seed: int, train_path: str, dev_path: str, out: Path, see
         **model_slices(run_dir, dev_path, seen),
         "history": result.history,
     }
-    shutil.rmtree(run_dir / train_module.CHECKPOINT, ignore_errors=True)  # ~3 copies of E per run
+    shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)  # ~3 copies of E per run
     if not keep_model:
         shutil.rmtree(run_dir / "model", ignore_errors=True)
     done.write_text(json.dumps(record_, indent=1), encoding="utf-8")
@@ -311,8 +306,9 @@ def plot_learning_curves(runs: list[dict], path: Path) -> Path | None:
         a1.plot(ep, [r["entity_f1"] for r in h], "o-", color=color, label=f"seed {run['seed']} entity F1")
         a1.plot(ep, [r["token_f1"] for r in h], "s--", color=color, alpha=0.6, label=f"seed {run['seed']} token F1")
         a1.axvline(run["best_epoch"], color=color, lw=0.8, ls=":")
-        a2.plot(ep, [r["train_loss"] for r in h], "o-", color=color, label=f"seed {run['seed']} train J (with L2)")
-        a2.plot(ep, [r["dev_loss"] for r in h], "s--", color=color, alpha=0.6, label=f"seed {run['seed']} dev loss")
+        a2.plot(ep, [r["train_data_loss"] for r in h], "o-", color=color, label=f"seed {run['seed']} train data loss")
+        a2.plot(ep, [r["dev_data_loss"] for r in h], "s--", color=color, alpha=0.6,
+                label=f"seed {run['seed']} dev data loss")
     a1.set_xlabel("epoch"), a1.set_ylabel("dev LOC F1"), a1.legend(fontsize=7), a1.grid(alpha=0.3)
     a2.set_yscale("log"), a2.set_xlabel("epoch"), a2.set_ylabel("loss"), a2.legend(fontsize=7), a2.grid(alpha=0.3)
     fig.suptitle("configs/conll2003.yaml on CoNLL-2003 dev (dotted: best epoch)")

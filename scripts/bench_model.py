@@ -26,7 +26,9 @@ import time
 
 import numpy as np
 
-from ner_window.model import init_params, make_velocity, predict_proba, train_step
+from ner_window.fast import predict_proba, train_step
+from ner_window.model import init_params
+from ner_window.optim import make_velocity
 
 
 def synthetic(n: int, vocab: int, window: int, n_casing: int, rng: np.random.Generator):

@@ -13,7 +13,7 @@ frozen or fine-tuned word vectors and no casing vectors (d_c = 0):
     z = W x + b,  h = f(z),  s = uᵀh + c,  p = σ(s),  J = mean binary cross-entropy
     plain minibatch SGD (no momentum, no L2), one epoch, windows shuffled once per epoch
 
-    ner-window      model.train_step / model.predict_proba (the package's fast path)
+    ner-window      fast.train_step / fast.predict_proba (the package's fast path)
     torch           nn.Embedding + nn.Linear + nn.Linear, autograd, BCEWithLogitsLoss, optim.SGD;
                     tensors built before timing, no DataLoader; frozen (Embedding frozen),
                     sparse (Embedding(sparse=True): row gradients) and dense (a V×d gradient per step)
@@ -62,7 +62,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ner_window.model import init_params, predict_proba, train_step  # noqa: E402
+from ner_window.fast import predict_proba, train_step  # noqa: E402
+from ner_window.model import init_params  # noqa: E402
 from ner_window.train import blas_threads_limited  # noqa: E402
 
 CONLL_TRAIN_WINDOWS = 203_621  # tokens (= windows) in CoNLL-2003 eng.train
@@ -117,7 +118,7 @@ def blas_threads(n: int):
 
 
 def nw_train_epoch(params, data: Data, *, batch: int, lr: float, activation: str, train_E: bool, seed: int) -> float:
-    """Seconds for one epoch of model.train_step (shuffle once, then contiguous batches)."""
+    """Seconds for one epoch of fast.train_step (shuffle once, then contiguous batches)."""
     n = data.ids.shape[0]
     t0 = time.perf_counter()
     order = np.random.default_rng(seed).permutation(n)
@@ -491,14 +492,23 @@ def run(args) -> dict:
     return result
 
 
+def _call_lines(fast) -> set[int]:
+    """The lines of fast.train_step that call _forward_into / _output_backward (profiled on their own)."""
+    import inspect
+
+    lines, first = inspect.getsourcelines(fast.train_step)
+    return {first + i for i, line in enumerate(lines) if "_forward_into(" in line or "_output_backward(" in line}
+
+
 def profile_epoch(params0, data: Data, args, activation: str, train_E: bool) -> dict:
-    """Where one ner-window epoch's time goes: a line profile of model.train_step when
-    line_profiler is installed (`pip install line_profiler`), else cProfile's functions.
+    """Where one ner-window epoch's time goes: a line profile of fast.train_step and the two
+    helpers it runs (_forward_into, _output_backward) when line_profiler is installed
+    (`pip install line_profiler`), else cProfile's functions.
 
     Returns {"tool", "steps", "rows": [{"what", "us_per_step", "share"}]}, the largest first.
     The profiler's own overhead (~0.1-1 µs a line) inflates the cheap lines a little.
     """
-    from ner_window import model
+    from ner_window import fast
 
     params = params0.copy()
     run = lambda: nw_train_epoch(params, data, batch=args.batch, lr=args.lr, activation=activation,  # noqa: E731
@@ -510,17 +520,19 @@ def profile_epoch(params0, data: Data, args, activation: str, train_E: bool) -> 
         LineProfiler = None
     with blas_threads_limited(args.nw_blas_threads):
         if LineProfiler is not None:
-            lp = LineProfiler(model.train_step)
+            lp = LineProfiler(fast.train_step, fast._forward_into, fast._output_backward)
             lp.runcall(run)
-            (_, first, timings), = ((k, k[1], v) for k, v in lp.get_stats().timings.items())
+            # the helpers' lines are also inside train_step's calls to them: keep only their own lines
+            timings = [t for (_, _, name), v in lp.get_stats().timings.items() for t in v
+                       if name != "train_step" or t[0] not in _call_lines(fast)]
             unit = lp.get_stats().unit
             import linecache
 
-            source = model.train_step.__code__.co_filename
+            source = fast.train_step.__code__.co_filename
             total = sum(t for _, _, t in timings)
-            rows = [{"what": f"model.py:{ln}  {linecache.getline(source, ln).strip()[:70]}",
+            rows = [{"what": f"fast.py:{ln}  {linecache.getline(source, ln).strip()[:70]}",
                      "us_per_step": t * unit / steps * 1e6, "share": t / total} for ln, _, t in timings]
-            tool = "line_profiler (model.train_step)"
+            tool = "line_profiler (fast.train_step and its helpers)"
         else:
             prof = cProfile.Profile()
             prof.runcall(run)

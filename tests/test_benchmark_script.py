@@ -1,4 +1,4 @@
-"""scripts/benchmark.py runs end to end and prints the figures the issue tracks.
+"""scripts/benchmark.py (and scripts/bench_ab.py) run end to end and print the figures the issues track.
 
 A smoke test on tiny sizes (--quick): it checks the JSON shape and that every
 figure is a positive rate, never a speed (timings are not asserted on a shared
@@ -75,3 +75,17 @@ def test_text_output_names_every_row():
     for text in ("ner-window tanh, frozen E", "ner-window tanh, fine-tuned E", "per-example numpy loop",
                  "inference, batch", "GEMM float32", "GFLOP/s"):
         assert text in out.stdout, text
+
+
+def test_the_ab_script_times_two_checkouts_side_by_side():
+    """scripts/bench_ab.py on this checkout against itself (tiny sizes, numpy path: no compiling)."""
+    import os
+
+    env = {**os.environ, "NER_WINDOW_KERNELS": "numpy"}
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_ab.py"), str(ROOT), "--rounds", "2",
+                          "--steps", "2", "--windows", "1000"], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if "this/other time" in line]
+    assert [line.split("  ")[0] for line in lines] == ["train step, frozen E", "train step, fine-tuned E",
+                                                      "predict_proba, 1000 windows", "tag_lines, 11066 tokens"]

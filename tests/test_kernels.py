@@ -1,22 +1,19 @@
-"""The compiled loops of ner_window/kernels.py against their numpy twins in model.py.
+"""The compiled loops of ner_window/kernels.py against their numpy twins in fast.py / model.py.
 
 Each kernel is a piece of train_step written as plain loops; here each one gets the
 numpy lines it replaces on the same inputs (repeated words, casing columns, float32
 and float64, every activation and binary loss, example weights).  train_step as a
-whole runs both ways against the reference path in test_model.py (kernels_backend).
+whole runs both ways against the reference path in test_fast.py (kernels_backend).
 """
 
 import numpy as np
 import pytest
 
-from ner_window import model
+from ner_window import fast, model
 from ner_window.errors import ModelError
-from ner_window.model import (
-    DERIVATIVES,
-    init_params,
-    loss_and_delta_s,
-    train_step,
-)
+from ner_window.fast import train_step
+from ner_window.model import DERIVATIVES, init_params, loss_and_delta_s
+from ner_window.optim import make_velocity
 
 kernels = pytest.importorskip("ner_window.kernels")
 if kernels.njit is None:
@@ -37,7 +34,7 @@ def test_gather_rows_fills_word_and_casing_columns_like_np_take(dtype):
     ids[0, 0] = ids[3, 4] = 29  # a repeated word
     cas = rng.integers(0, 5, (7, 5))
     X = np.full((7, 5 * 7), np.nan, dtype)
-    assert model._gather_compiled(kernels, params, ids, cas, X) is X
+    assert fast._gather_compiled(kernels, params, ids, cas, X) is X
     np.testing.assert_array_equal(X, model.gather(params, ids, cas))
 
 
@@ -64,7 +61,7 @@ def test_scatter_add_rows_sums_repeats_like_np_add_at(dtype, offset, stride, k):
     np.add.at(want, ids.reshape(-1), dX.reshape(45, stride)[:, offset:offset + k])
     kernels.scatter_add_rows(table, ids, dX, offset, stride)
     np.testing.assert_allclose(table, want, **tol(dtype))
-    model._scatter_into(None, numpy_twin, ids, dX, offset, stride)  # train_step's numpy path
+    fast._scatter_into(None, numpy_twin, ids, dX, offset, stride)  # train_step's numpy path
     np.testing.assert_allclose(numpy_twin, want, **tol(dtype))
 
 
@@ -86,7 +83,7 @@ def test_binary_head_equals_the_numpy_lines_it_replaces(dtype, activation, loss,
     rng = np.random.default_rng(3)
     B, H, lr = 9, 6, 0.3
     z = rng.standard_normal((B, H)).astype(dtype) * 2
-    h = model.ACTIVATIONS[activation](z.copy())
+    h = model.ACTIVATIONS[activation](z)
     u = rng.standard_normal(H).astype(dtype)
     y = rng.integers(0, 2, B)
     y[0], y[1] = 1, 0
@@ -94,7 +91,7 @@ def test_binary_head_equals_the_numpy_lines_it_replaces(dtype, activation, loss,
     s = h @ u + (0.0 if c is None else dtype(c))
     J_want, delta_s = loss_and_delta_s(s.astype(dtype), y, loss, pos_weight)
     step_s = -lr * delta_s
-    delta_want = DERIVATIVES[activation](h, np.outer(step_s, u))
+    delta_want = np.outer(step_s, u) * DERIVATIVES[activation](h)
     t, delta = np.empty(B, dtype), np.empty((B, H), dtype)
     gb, gu = np.empty(H, dtype), np.empty(H, dtype)
     J, gc = kernels.binary_head(h, u, 0.0 if c is None else float(dtype(c)), y, pos_weight, lr,
@@ -121,7 +118,7 @@ def test_softmax_head_equals_the_numpy_lines_it_replaces(dtype, activation, pos_
     # numpy: s = h Uᵀ + c, loss_and_delta_s("ce"), Δ = (−lr δs U) ∘ f'(z), steps for b, U, c
     J_want, delta_s = loss_and_delta_s(h @ U.T + c, y, "ce", pos_weight)
     step_s = -lr * delta_s
-    delta_want = DERIVATIVES[activation](h, step_s @ U)
+    delta_want = (step_s @ U) * DERIVATIVES[activation](h)
     T, delta = np.empty((B, n), dtype), np.empty((B, H), dtype)
     gb, gU, gc = np.empty(H, dtype), np.empty((n, H), dtype), np.empty(n, dtype)
     J = kernels.softmax_head(h, U, c, y, pos_weight, lr, kernels.ACTIVATION_CODES[activation], T, delta, gb, gU, gc)
@@ -157,7 +154,7 @@ def test_train_step_both_ways_gives_the_same_run(monkeypatch):
     for enabled in (False, True):
         monkeypatch.setattr(kernels, "ENABLED", enabled)
         params = init_params(40, 8, 2, 12, n_casing=4, d_c=2, rng=np.random.default_rng(0), dtype=np.float64)
-        velocity = model.make_velocity(params)
+        velocity = make_velocity(params)
         for i in range(50):
             train_step(params, ids[i], cas[i], y[i], lr=0.2, activation="tanh", loss="bce", pos_weight=2.0,
                        lam=1e-3, train_E=True, regularize_E=True, momentum=0.9, velocity=velocity)
@@ -179,10 +176,17 @@ def test_unusable_kernels_fall_back_to_numpy_with_one_warning(monkeypatch):
     monkeypatch.setattr(kernels, "ENABLED", False)
     train_step(want, ids, None, y, lr=0.1, activation="tanh", loss="bce", train_E=True)
     monkeypatch.setattr(kernels, "ENABLED", True)
-    monkeypatch.setattr(model, "_kernels_module", None)
+    monkeypatch.setattr(fast, "_kernels_module", None)
     monkeypatch.setitem(sys.modules, "ner_window.kernels", None)  # the import now fails
     with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
         train_step(params, ids, None, y, lr=0.1, activation="tanh", loss="bce", train_E=True)
     for name in ("E", "W", "b", "u", "c"):
         np.testing.assert_array_equal(getattr(params, name), getattr(want, name), err_msg=name)
-    assert model._fast_kernels() is None  # decided once: no second warning, no second import
+    assert fast._fast_kernels() is None  # decided once: no second warning, no second import
+
+
+def test_the_kernels_codes_name_the_models_activations_and_binary_losses():
+    """The compiled loops branch on integer codes; their names are model.py's tables."""
+    assert set(kernels.ACTIVATION_CODES) == set(model.ACTIVATIONS)
+    assert set(kernels.LOSS_CODES) == set(model.BINARY_LOSSES)
+    assert len(set(kernels.ACTIVATION_CODES.values())) == len(kernels.ACTIVATION_CODES)

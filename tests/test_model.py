@@ -1,9 +1,10 @@
-"""The window classifier, checked the way the lecture builds it.
+"""The window classifier's reference path (model.py), checked the way the lecture builds it.
 
-First worked examples you can redo by hand (the package's own affine / sigmoid /
-softmax code on the lecture's numbers), then the pieces (losses, L2, sparse dE,
-shapes, dtypes), then the fast path against the reference path, then behaviour:
-training on a separable problem.  The gradient check itself is in test_gradcheck.py.
+First worked examples you can redo by hand (the lecture's numbers through the package's
+own forward and backward), then the pieces (losses, L2, sparse dE, shapes, dtypes, the
+error signals backward returns, against finite differences), then the parameters.  The
+fast path against this reference path is tests/test_fast.py; the gradient check itself
+is tests/test_gradcheck.py.
 """
 
 import numpy as np
@@ -11,12 +12,8 @@ import pytest
 
 from ner_window.errors import ConfigError, ModelError
 from ner_window.model import (
-    ACTIVATIONS,
     COSTS,
-    DERIVATIVES,
     Params,
-    affine_backward,
-    affine_forward,
     backward,
     densify_rows,
     forward,
@@ -24,12 +21,8 @@ from ner_window.model import (
     init_params,
     l2_penalty,
     loss_and_delta_s,
-    make_velocity,
-    predict_proba,
-    probabilities,
     scatter_rows,
     sigmoid,
-    train_step,
 )
 
 ACTS = ("sigmoid", "tanh", "relu")
@@ -65,55 +58,55 @@ def reference_grads(params, ids, cas, y, *, activation, loss, pos_weight=1.0, la
 # --- worked examples ---------------------------------------------------------
 
 
+def one_window_model(W, b, u, c, x):
+    """A model whose one window (radius 0, one word, no casing) is the vector x: E = [x]."""
+    W, u = np.asarray(W, float), np.asarray(u, float)
+    params = Params(E=np.asarray([x], float), C=None, W=np.asfortranarray(W), b=np.asarray(b, float), u=u,
+                    c=None if c is None else np.asarray(c, float))
+    return params, np.array([[0]])
+
+
 def test_add_gate_distributes_and_multiply_gate_swaps():
-    # f(x, y, z) = (x + y) z at x = -2, y = 5, z = -4.  q = x + y is an affine gate with weights (1, 1).
-    x, y, z = -2.0, 5.0, -4.0
-    q, cache = affine_forward(np.array([[x, y]]), np.array([[1.0, 1.0]]), None)
-    f = q[0, 0] * z
-    assert q[0, 0] == 3.0 and f == -12.0
-    df_dq, df_dz = z, q[0, 0]  # the multiply gate swaps its inputs
-    dxy, _, _ = affine_backward(np.array([[df_dq]]), cache)  # the add gate distributes
-    assert dxy.tolist() == [[-4.0, -4.0]]
-    assert df_dz == 3.0
+    # f(x, y, z) = (x + y) z at x = -2, y = 5, z = -4: q = x + y is the hidden unit (W = [1, 1],
+    # relu, which is the identity at q = 3 > 0) and the output weight u is z.
+    params, ids = one_window_model(W=[[1.0, 1.0]], b=[0.0], u=[-4.0], c=None, x=[-2.0, 5.0])
+    s, cache = forward(params, gather(params, ids), "relu")
+    assert cache.z[0, 0] == 3.0 and s[0] == -12.0
+    grads = backward(params, cache, np.array([1.0]), ids, None, train_E=True, lam=0.0, regularize_E=False)
+    assert grads.du.tolist() == [3.0]  # ∂f/∂z = q: the multiply gate swaps its inputs
+    assert grads.dX.tolist() == [[-4.0, -4.0]]  # ∂f/∂x = ∂f/∂y = z: the add gate distributes
 
 
 def test_sigmoid_neuron_worked_example():
-    # f = σ(w0 x0 + w1 x1 + w2) with w = (2, -3, -3), x = (-1, -2)
-    x = np.array([[-1.0, -2.0]])
-    W, b = np.array([[2.0, -3.0]]), np.array([-3.0])
-    z, cache = affine_forward(x, W, b)
-    assert z[0, 0] == 1.0
-    h = ACTIVATIONS["sigmoid"](z)
-    assert h[0, 0] == pytest.approx(0.7311, abs=1e-4)
-    delta = DERIVATIVES["sigmoid"](h, np.ones_like(h))  # ∂f/∂z = σ(z)(1 - σ(z)) ≈ 0.197
-    dx, dW, db = affine_backward(delta, cache)
-    np.testing.assert_allclose([dW[0, 0], dW[0, 1], db[0]], [-0.20, -0.39, 0.20], atol=0.005)
-    np.testing.assert_allclose(dx[0], [0.39, -0.59], atol=0.005)
+    # f = σ(w0 x0 + w1 x1 + w2) with w = (2, -3, -3), x = (-1, -2): a window model with u = 1
+    params, ids = one_window_model(W=[[2.0, -3.0]], b=[-3.0], u=[1.0], c=None, x=[-1.0, -2.0])
+    s, cache = forward(params, gather(params, ids), "sigmoid")
+    assert cache.z[0, 0] == 1.0
+    assert s[0] == pytest.approx(0.7311, abs=1e-4)
+    grads = backward(params, cache, np.array([1.0]), ids, None, train_E=True, lam=0.0, regularize_E=False)
+    assert grads.delta[0, 0] == pytest.approx(0.197, abs=5e-4)  # ∂f/∂z = σ(z)(1 - σ(z))
+    np.testing.assert_allclose([grads.dW[0, 0], grads.dW[0, 1], grads.db[0]], [-0.20, -0.39, 0.20], atol=0.005)
+    np.testing.assert_allclose(grads.dX[0], [0.39, -0.59], atol=0.005)
     exact = 1 / (1 + np.exp(-1.0)) * (1 - 1 / (1 + np.exp(-1.0)))
-    np.testing.assert_allclose(dW[0], exact * x[0], rtol=1e-15)
+    np.testing.assert_allclose(grads.dW[0], exact * np.array([-1.0, -2.0]), rtol=1e-15)
 
 
 def test_error_backpropagated_through_W_transpose():
-    # Output errors (0.8, 0.5); W[j, i] is the weight from hidden unit i to output j.
+    # Output errors (0.8, 0.5) reach the hidden units through Uᵀ; U[j, i] is the weight from
+    # hidden unit i to output j.  (Multiclass output layer, δs = the errors.)
     e = np.array([[0.8, 0.5]])
-    W = np.array([[2.0, 3.0], [1.0, 4.0]])
-    # split each output's error in proportion to its incoming weights
-    split, _, _ = affine_backward(e, (np.zeros((1, 2)), W / W.sum(axis=1, keepdims=True)))
-    np.testing.assert_allclose(split[0], [0.42, 0.88])
-    # the plain Wᵀe of backprop: no normalisation, the same direction
-    plain, _, _ = affine_backward(e, (np.zeros((1, 2)), W))
-    np.testing.assert_allclose(plain[0], [2.1, 4.4])
-    cosine = plain[0] @ split[0] / np.linalg.norm(plain[0]) / np.linalg.norm(split[0])
+    U = np.array([[2.0, 3.0], [1.0, 4.0]])
+    dh = {}
+    for name, weights in (("split", U / U.sum(axis=1, keepdims=True)), ("plain", U)):
+        params, ids = one_window_model(W=np.eye(2), b=[0.5, 0.5], u=weights, c=[0.0, 0.0], x=[1.0, 1.0])
+        _, cache = forward(params, gather(params, ids), "relu")
+        dh[name] = backward(params, cache, e, ids, None, train_E=False, lam=0.0, regularize_E=False).dh[0]
+    # split each output's error in proportion to its incoming weights ...
+    np.testing.assert_allclose(dh["split"], [0.42, 0.88])
+    # ... or the plain Uᵀe of backprop: no normalisation, the same direction
+    np.testing.assert_allclose(dh["plain"], [2.1, 4.4])
+    cosine = dh["plain"] @ dh["split"] / np.linalg.norm(dh["plain"]) / np.linalg.norm(dh["split"])
     assert cosine == pytest.approx(1.0)
-
-
-def test_softmax_worked_example_delta_is_p_minus_y():
-    p = np.array([[0.3, 0.2, 0.5]])
-    s = np.log(p)  # softmax(log p) = p
-    np.testing.assert_allclose(probabilities(s), p)
-    J, delta_s = loss_and_delta_s(s, np.array([1]), "ce")
-    np.testing.assert_allclose(delta_s[0], [0.3, -0.8, 0.5])
-    assert J == pytest.approx(-np.log(0.2))
 
 
 # --- losses ----------------------------------------------------------------------
@@ -228,149 +221,55 @@ def test_sparse_dE_equals_dense_scatter_with_repeated_words():
     np.testing.assert_allclose(dense[3], sum(dX[i, j * 4:(j + 1) * 4] for i, j in uses), rtol=1e-12)
 
 
+def _centred_differences(J, a, eps=1e-6):
+    """∂J/∂a for every entry of the array a, by centred differences (a is restored)."""
+    g = np.zeros_like(a)
+    for ix in np.ndindex(a.shape):
+        old = a[ix]
+        a[ix] = old + eps
+        up = J(a)
+        a[ix] = old - eps
+        down = J(a)
+        a[ix] = old
+        g[ix] = (up - down) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+@pytest.mark.parametrize("activation", ACTS)
+def test_backward_returns_dh_delta_and_dX_as_finite_differences_give_them(task, activation):
+    """Grads.dh = ∂J/∂h, Grads.delta = ∂J/∂z and Grads.dX = ∂J/∂X, each against centred
+    differences of J written out here from h, z or X onward (numpy, not model.py)."""
+    params, ids, cas, y = small_model(task)
+    W, b, u, c = params.W, params.b, params.u, params.c
+    f = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh, "relu": lambda z: np.maximum(z, 0)}[activation]
+
+    def J_from_h(h):
+        s = (h @ u if task == "binary" else h @ u.T) + c
+        if task == "binary":  # mean cross-entropy, ℓ = log(1 + e^s) - y s
+            return np.mean(np.log1p(np.exp(s)) - y * s)
+        return np.mean(np.log(np.exp(s).sum(axis=1)) - s[np.arange(len(y)), y])  # ℓ = logsumexp(s) - s_y
+
+    def J_from_z(z):
+        return J_from_h(f(z))
+
+    def J_from_X(X):
+        return J_from_z(X @ W.T + b)
+
+    X = gather(params, ids, cas)
+    s, cache = forward(params, X, activation)
+    _, delta_s = loss_and_delta_s(s, y, "bce" if task == "binary" else "ce")
+    grads = backward(params, cache, delta_s, ids, cas, train_E=True, lam=0.0, regularize_E=False)
+    np.testing.assert_allclose(grads.dh, _centred_differences(J_from_h, cache.h.copy()), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(grads.delta, _centred_differences(J_from_z, cache.z.copy()), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(grads.dX, _centred_differences(J_from_X, X.copy()), rtol=1e-6, atol=1e-10)
+    assert grads.delta.shape == cache.z.shape and grads.dX.shape == X.shape
+
+
 def test_scatter_rows_sums_repeats():
     rows, values = scatter_rows(np.array([4, 1, 4, 4]), np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]))
     assert rows.tolist() == [1, 4]
     assert values.tolist() == [[3.0, 4.0], [13.0, 16.0]]
-
-
-@pytest.mark.parametrize("task", ["binary", "multiclass"])
-@pytest.mark.parametrize("activation", ACTS)
-def test_float32_forward_agrees_with_float64(task, activation):
-    p64, ids, cas, y = small_model(task, radius=2, d=50 if task == "binary" else 10, H=100, V=30)
-    p32 = p64.astype(np.float32)
-    s64, _ = forward(p64, gather(p64, ids, cas), activation)
-    s32, _ = forward(p32, gather(p32, ids, cas), activation)
-    assert s32.dtype == np.float32
-    np.testing.assert_allclose(probabilities(s32), probabilities(s64), atol=1e-5)
-    np.testing.assert_allclose(predict_proba(p32, ids, cas, activation), probabilities(s64), atol=1e-5)
-
-
-# --- the fast path against the reference path --------------------------------------
-
-
-def _expected_sgd(params, grads, lr):
-    dense = grads.dense(params)
-    return {name: getattr(params, name) - lr * g for name, g in dense.items()}
-
-
-@pytest.mark.parametrize("task,loss", [("binary", "bce"), ("binary", "squared"), ("multiclass", "ce")])
-@pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("casing", [True, False])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_train_step_update_equals_params_minus_lr_grad(task, loss, activation, casing, dtype, kernels_backend):
-    params, ids, cas, y = small_model(task, casing=casing, dtype=dtype)
-    kw = dict(activation=activation, loss=loss, pos_weight=3.0, lam=0.05, train_E=True, regularize_E=True)
-    J, grads = reference_grads(params, ids, cas, y, **kw)
-    expected = _expected_sgd(params, grads, 0.1)
-    updated = params.copy()
-    J_step = train_step(updated, ids, cas, y, lr=0.1, **kw)
-    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (1e-5, 1e-6)
-    assert J_step == pytest.approx(J, rel=rtol)
-    for name, want in expected.items():
-        assert getattr(updated, name).dtype == dtype
-        np.testing.assert_allclose(getattr(updated, name), want, rtol=rtol, atol=atol, err_msg=name)
-
-
-def test_train_step_with_frozen_E_leaves_E_alone_and_casing_still_learns(kernels_backend):
-    params, ids, cas, y = small_model()
-    kw = dict(activation="tanh", loss="bce", lam=0.01, train_E=False, regularize_E=True)
-    _, grads = reference_grads(params, ids, cas, y, **kw)
-    updated = params.copy()
-    train_step(updated, ids, cas, y, lr=0.5, **kw)
-    np.testing.assert_array_equal(updated.E, params.E)
-    np.testing.assert_allclose(updated.C, params.C - 0.5 * grads.dC, rtol=1e-12)
-    np.testing.assert_allclose(updated.W, params.W - 0.5 * grads.dW, rtol=1e-12)
-
-
-def test_fine_tuning_changes_only_the_rows_of_E_the_batch_used(kernels_backend):
-    params, ids, cas, y = small_model()
-    updated = params.copy()
-    train_step(updated, ids, cas, y, lr=0.5, activation="sigmoid", loss="bce", lam=0.1, train_E=True, regularize_E=True)
-    changed = np.flatnonzero(np.any(updated.E != params.E, axis=1))
-    assert set(changed) == set(ids.reshape(-1).tolist())
-
-
-@pytest.mark.parametrize("task,loss", [("binary", "bce"), ("multiclass", "ce")])
-def test_train_step_with_classical_momentum(task, loss, kernels_backend):
-    params, ids, cas, y = small_model(task)
-    lr, mu = 0.2, 0.9
-    kw = dict(activation="tanh", loss=loss, pos_weight=2.0, lam=0.02, train_E=True, regularize_E=False)
-    # two steps by hand: v ← μv − lr g, θ ← θ + v; E plain SGD
-    theta = params.copy()
-    v = {name: 0.0 for name in ("W", "b", "u", "c", "C")}
-    for _ in range(2):
-        _, grads = reference_grads(theta, ids, cas, y, **kw)
-        dense = grads.dense(theta)
-        for name in v:
-            v[name] = mu * v[name] - lr * dense[name]
-            setattr(theta, name, getattr(theta, name) + v[name])
-        theta.E = theta.E - lr * dense["E"]
-    fast = params.copy()
-    velocity = make_velocity(fast)
-    assert set(velocity) == {"W", "b", "u", "c", "C"}
-    for _ in range(2):
-        train_step(fast, ids, cas, y, lr=lr, momentum=mu, velocity=velocity, **kw)
-    for name in ("E", "C", "W", "b", "u", "c"):
-        np.testing.assert_allclose(getattr(fast, name), getattr(theta, name), rtol=1e-11, atol=1e-14, err_msg=name)
-    np.testing.assert_allclose(velocity["W"], v["W"], rtol=1e-11)
-
-
-def test_momentum_needs_a_velocity():
-    params, ids, cas, y = small_model()
-    with pytest.raises(ValueError, match="make_velocity"):
-        train_step(params, ids, cas, y, lr=0.1, activation="tanh", loss="bce", momentum=0.9)
-
-
-def test_float32_training_stays_float32(kernels_backend):
-    params, ids, cas, y = small_model(dtype=np.float32)
-    velocity = make_velocity(params)
-    J = train_step(params, ids, cas, y, lr=0.1, activation="relu", loss="squared", lam=1e-3, train_E=True,
-                   regularize_E=True, momentum=0.5, velocity=velocity, pos_weight=4.0)
-    assert np.isfinite(J)
-    for name, a in params.to_dict().items():
-        assert a.dtype == np.float32, name
-    assert all(v.dtype == np.float32 for v in velocity.values())
-
-
-@pytest.mark.parametrize("task", ["binary", "multiclass"])
-def test_predict_proba_equals_the_reference_forward_in_chunks(task):
-    params, _, _, _ = small_model(task)
-    rng = np.random.default_rng(5)
-    ids = rng.integers(0, 12, size=(1000, 3))
-    cas = rng.integers(0, 5, size=(1000, 3))
-    s, _ = forward(params, gather(params, ids, cas), "relu")
-    p = predict_proba(params, ids, cas, "relu", batch_size=128)  # 1000 = 7 full chunks + 104
-    assert p.shape == ((1000,) if task == "binary" else (1000, 4))
-    np.testing.assert_allclose(p, probabilities(s), rtol=1e-12)
-    if task == "multiclass":
-        np.testing.assert_allclose(p.sum(axis=1), 1.0)
-
-
-def test_bad_ids_are_a_model_error():
-    params, ids, cas, y = small_model()
-    with pytest.raises(ModelError, match="radius"):
-        predict_proba(params, np.zeros((4, 5), int), np.zeros((4, 5), int), "tanh")
-    with pytest.raises(ModelError, match="vocabulary"):
-        predict_proba(params, np.full((4, 3), 12), np.zeros((4, 3), int), "tanh")
-    with pytest.raises(ModelError, match="casing"):
-        gather(params, ids, None)
-    with pytest.raises(ModelError, match="integer"):
-        gather(params, ids.astype(float), cas)
-
-
-def test_train_step_names_bad_ids(kernels_backend):
-    params, ids, cas, y = small_model()
-    kw = dict(lr=0.1, activation="tanh", loss="bce", train_E=True)
-    for bad_ids, bad_cas, match in [(ids.astype(float), cas, "word ids must be an integer array"),
-                                    (ids, cas.astype(float), "casing ids must be an integer array"),
-                                    (np.where(ids == 3, 12, ids), cas, r"word ids must lie in \[0, 12\)"),
-                                    (ids, np.where(cas == 1, -1, cas), r"casing ids must lie in \[0, 5\)")]:
-        before = params.copy()
-        with pytest.raises(ModelError, match=match):
-            train_step(params, bad_ids, bad_cas, y, **kw)
-        for name in ("E", "C", "W", "b", "u", "c"):  # nothing was updated
-            np.testing.assert_array_equal(getattr(params, name), getattr(before, name), err_msg=name)
 
 
 # --- parameters -----------------------------------------------------------------------
@@ -403,16 +302,6 @@ def test_init_params_pretrained_E_is_copied_and_cast():
         init_params(5, 3, 1, 5, n_casing=8, rng=np.random.default_rng(0))
 
 
-def test_two_class_softmax_is_a_multiclass_model():
-    # e.g. a corpus whose only entity type is LOC: classes O, LOC
-    params = init_params(6, 3, 1, 4, n_classes=2, rng=np.random.default_rng(0), dtype=np.float64)
-    assert params.task == "multiclass" and params.u.shape == (2, 4) and params.c.shape == (2,)
-    ids, y = np.array([[1, 2, 3], [3, 3, 0]]), np.array([1, 0])
-    J = train_step(params, ids, None, y, lr=0.1, activation="tanh", loss="ce", train_E=True)
-    assert np.isfinite(J)
-    np.testing.assert_allclose(predict_proba(params, ids, None, "tanh").sum(axis=1), 1.0)
-
-
 @pytest.mark.parametrize("task,output_bias", [("binary", True), ("multiclass", False)])
 def test_params_round_trip_through_a_dict_of_arrays(tmp_path, task, output_bias):
     params, _, _, _ = small_model(task, output_bias=output_bias)
@@ -428,40 +317,9 @@ def test_params_round_trip_through_a_dict_of_arrays(tmp_path, task, output_bias)
 
 def test_from_dict_names_the_bad_array():
     arrays = small_model()[0].to_dict()
-    with pytest.raises(ModelError, match="'b'"):
+    with pytest.raises(ModelError, match=r"\bb has shape \(3,\), expected \(7,\)"):
         Params.from_dict({**arrays, "b": np.zeros(3)}, source="model/params.npz")
     with pytest.raises(ModelError, match="missing"):
         Params.from_dict({k: v for k, v in arrays.items() if k != "W"})
     with pytest.raises(ModelError, match="dtype"):
         Params.from_dict({**arrays, "u": arrays["u"].astype(np.float32)})
-
-
-# --- behaviour ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "task,loss,activation", [("binary", "bce", "tanh"), ("binary", "squared", "sigmoid"), ("multiclass", "ce", "relu")]
-)
-def test_training_on_a_separable_problem_reaches_full_training_accuracy(task, loss, activation):
-    # The label is a function of the centre word: words 0-4 are "locations" (binary),
-    # or the class is centre word mod 4 (multiclass).
-    rng = np.random.default_rng(0)
-    V, n = 20, 240
-    ids = rng.integers(0, V, size=(n, 3))
-    y = (ids[:, 1] < 5).astype(int) if task == "binary" else ids[:, 1] % 4
-    params = init_params(V, 8, 1, 16, n_classes=1 if task == "binary" else 4, rng=rng, dtype=np.float64)
-    velocity = make_velocity(params)
-    losses = []
-    for epoch in range(60):
-        order = rng.permutation(n)
-        total = 0.0
-        for start in range(0, n, 24):
-            batch = order[start:start + 24]
-            total += train_step(params, ids[batch], None, y[batch], lr=0.3, activation=activation, loss=loss,
-                                pos_weight=1.0, lam=1e-4, train_E=True, regularize_E=True,
-                                momentum=0.5, velocity=velocity)
-        losses.append(total / 10)
-    p = predict_proba(params, ids, None, activation)
-    predicted = (p > 0.5).astype(int) if task == "binary" else p.argmax(axis=1)
-    assert losses[-1] < 0.2 * losses[0]
-    assert (predicted == y).mean() == 1.0

@@ -191,7 +191,7 @@ def test_rounding_probabilities_in_numpy_is_pythons_round_for_float32():
 
 @pytest.mark.parametrize("casing, n_classes", [(False, 1), (True, 1), (True, 4)])
 def test_predict_proba_in_threads_is_the_one_thread_result_bit_for_bit(casing, n_classes):
-    from ner_window.model import predict_proba
+    from ner_window.fast import predict_proba
 
     rng = np.random.default_rng(1)
     params = init_params(300, 8, 2, 16, n_casing=8 if casing else 0, d_c=3 if casing else 0,

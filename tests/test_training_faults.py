@@ -213,7 +213,7 @@ def test_a_nan_gradient_stops_training_within_that_step(tmp_path, monkeypatch):
     with pytest.raises(TrainingError, match=r"a gradient became NaN or infinite at epoch 1, step 3 .*lower the "
                                             r"learning rate"):
         tr.train(cfg, out_dir=tmp_path / "run", log=lambda s: None)
-    assert len(calls) == 3 and all(math.isfinite(x) for x in calls)
+    assert len(calls) == 3 and all(math.isfinite(x.J) for x in calls)
     assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
 
 

@@ -1,0 +1,44 @@
+"""A saved model's config comes back as the typed Config: defaults for keys it predates, and a
+one-line user error (exit 2) naming meta.json for a value no config allows."""
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from ner_window.artifact import load_model, save_model
+from ner_window.cli import cli
+from ner_window.config import Config
+from ner_window.model import init_params
+from ner_window.vocab import Vocab
+from ner_window.windows import CASING_CLASSES
+
+WORDS = ["<unk>", "<s>", "</s>", "rain", "in", "oslo"]
+
+
+def saved(tmp_path, model_config: dict):
+    params = init_params(len(WORDS), 4, 1, 5, n_casing=len(CASING_CLASSES), d_c=2, rng=np.random.default_rng(0))
+    meta = {"config": {"data": {"scheme": "iob2", "location_types": ["LOC"]}, "model": model_config},
+            "classes": ["O", "LOC"], "threshold": 0.5}
+    return save_model(tmp_path / "model", params, Vocab(WORDS), meta)
+
+
+def test_an_old_config_gets_the_defaults_of_the_keys_it_lacks(tmp_path):
+    # no embeddings or train section, and no model.output_bias / dtype: a model saved before those existed
+    model = load_model(saved(tmp_path, {"task": "binary", "radius": 1, "hidden": 5, "activation": "relu"}))
+    assert isinstance(model.config, Config)
+    assert model.config.model.activation == "relu" and model.activation == "relu" and model.radius == 1
+    assert model.config.train.loss == Config().train.loss and model.config.model.output_bias is True
+    assert model.config.loss == "bce" and model.task == "binary"
+
+
+def test_a_saved_config_value_no_config_allows_is_one_line_exit_2(tmp_path):
+    path = saved(tmp_path, {"task": "binary", "radius": 1, "hidden": 5, "activation": "relu"})
+    meta = json.loads((path / "meta.json").read_text())
+    meta["config"]["model"]["activation"] = "softsign"
+    (path / "meta.json").write_text(json.dumps(meta))
+    r = CliRunner().invoke(cli, ["predict", "--model", str(path), "rain in Oslo"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    line = r.output.strip()
+    assert len(line.splitlines()) == 1
+    assert "meta.json" in line and "model.activation = 'softsign'" in line and "retrain" in line
