@@ -26,7 +26,7 @@ from pathlib import Path
 from . import __version__
 from .artifact import Model, load_model
 from .errors import ConfigError, DataError, MissingExtraError, ModelError
-from .metrics import _atomic_write as atomic_write
+from .files import write_bytes_atomic
 from .tokenize import _TOKEN
 from .vocab import BOS_ID, EOS_ID, UNK_ID
 from .windows import CASING_CLASSES, PAD
@@ -81,17 +81,9 @@ def export_model(model_or_path: Model | str | os.PathLike, out: str | os.PathLik
                 "ner_window.task": model.task, "ner_window.classes": json.dumps(model.classes),
                 "ner_window.radius": str(model.radius), "ner_window.threshold": repr(model.threshold)}
     proto = onnx_graph.build(model.params, model.activation, model.task, model.classes, metadata)
-    _write(out, proto.SerializeToString())
-    _write(spec_path(out), json.dumps(spec, ensure_ascii=False, indent=1).encode("utf-8"))
+    write_bytes_atomic(out, proto.SerializeToString())
+    write_bytes_atomic(spec_path(out), json.dumps(spec, ensure_ascii=False, indent=1).encode("utf-8"))
     return [out, spec_path(out)]
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write atomically, then give the file the permissions a plain open() would (the temporary file is 0600)."""
-    atomic_write(path, data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _onnx_graph():
