@@ -10,12 +10,9 @@ the model's meta.json, and the status codes the issue names.
 
 import http.client
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,7 @@ from ner_window.model import init_params
 from ner_window.serve import Limits, create_app
 from ner_window.vocab import SPECIALS, Vocab
 from ner_window.windows import CASING_CLASSES
+from serving import free_port, request, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 LECTURE = "museums in Paris are amazing"
@@ -301,53 +299,6 @@ def test_serve_bad_options_exit_2():
 
 
 # ------------------------------------------------------------------ a real server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port: int, method: str, path: str, body: bytes | None = None, timeout: float = 10.0):
-    """(status, parsed JSON) over a new connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body is not None else {})
-        res = conn.getresponse()
-        return res.status, json.loads(res.read())
-    finally:
-        conn.close()
-
-
-def start_server(model_dir, *options, timeout: float = 20.0) -> tuple[subprocess.Popen, int]:
-    """`ner-window serve` in its own process; returns once /healthz answers."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ner_window.cli", "serve", "--model", str(model_dir),
-                             "--port", str(port), *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read()}")
-        try:
-            if request(port, "GET", "/healthz", timeout=1.0)[0] == 200:
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    stop_server(proc)
-    raise AssertionError("serve did not answer /healthz in time")
-
-
-def stop_server(proc: subprocess.Popen) -> int:
-    """SIGTERM, as a service manager stops it; the exit code."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        return proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait()
 
 
 @pytest.fixture(scope="module")

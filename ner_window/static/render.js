@@ -260,7 +260,7 @@ const NerWindowRender = (() => {
       for (const [role, formula, v] of n.grads) {
         g.append(svg("text", { x: x + 4, y, class: `role role-${role}` }, `${role} `, svg("tspan", { class: "formula" }, formula)));
         y += LINE;
-        g.append(svg("text", { x: x + 14, y, class: "grad" }, valueSpans(ex, v), tooltip(ex, v)));
+        g.append(svg("text", { x: x + 14, y, class: "grad", "data-role": role }, valueSpans(ex, v), tooltip(ex, v)));
         y += LINE;
       }
       root.append(g);
