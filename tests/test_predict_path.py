@@ -31,7 +31,7 @@ from ner_window.windows import CASING_CLASSES, casing_class, make_windows
 
 HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba",
          # the serve and dev extras
-         "starlette", "uvicorn", "httptools", "uvloop", "anyio", "httpx", "httpx2", "selenium", "pytest")
+         "starlette", "uvicorn", "httptools", "uvloop", "orjson", "anyio", "httpx", "httpx2", "selenium", "pytest")
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [*SPECIALS, "museums", "in", "paris", "are", "amazing", "the", "of", ",", "."]
 
