@@ -355,10 +355,12 @@ def markdown(res: dict) -> str:
                      f"(~{b['tokens_per_request']:,} tokens, {b['body_kb']} KB), {b['workers']} workers | "
                      f"{b['requests']:,} | {b['errors']} | {b['requests_per_s']:,.1f} | {b['p50_ms']} | {b['p99_ms']} | "
                      f"{b['tokens_per_s']:,} | {b['server_rss_mb']} | {b['server_cpus_used']} | {b['client_cpu_seconds']} |")
-    if "cold_start" in res:
-        c = res["cold_start"]
-        lines += ["", f"cold start to the first answered request: {c['median_s']} s (median of {c['seconds']}, "
-                      f"{c['workers']} worker(s))"]
+    lines.append("")
+    for key in ("cold_start", "cold_start_batch_workers"):
+        if key in res:
+            c = res[key]
+            lines.append(f"cold start to the first answered request, {c['workers']} worker(s): {c['median_s']} s "
+                         f"(median of {c['seconds']})")
     if res.get("soak", {}).get("rss_series_mb"):
         lines.append("soak RSS (answers, MB): " + ", ".join(f"{n:,}: {mb}" for n, mb in res["soak"]["rss_series_mb"]))
     lines.append("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in res["targets"].items()))
@@ -406,6 +408,8 @@ def main(argv=None) -> int:
                        "load_average_before": os.getloadavg()[0]}}
     if "cold" in wanted:
         res["cold_start"] = cold_start(model, args.workers, args.cold_repeat)
+        if args.batch_workers != args.workers:
+            res["cold_start_batch_workers"] = cold_start(model, args.batch_workers, args.cold_repeat)
     if "batches" in wanted:
         res["batches"] = batch_scenario(model, args, sentences)
     if pinned:
@@ -424,6 +428,7 @@ def main(argv=None) -> int:
         "soak: zero errors": ("soak", lambda r: r["errors"] == 0),
         "batches: >= 200k tokens/s": ("batches", lambda r: r["tokens_per_s"] >= 200_000),
         "cold start <= 2 s": ("cold_start", lambda r: r["median_s"] <= 2.0),
+        "cold start with the batch workers <= 2 s": ("cold_start_batch_workers", lambda r: r["median_s"] <= 2.0),
     }
     res["targets"] = {name: ok(res[key]) for name, (key, ok) in checks.items() if key in res}
     print(json.dumps(res, indent=1) if args.format == "json" else markdown(res))

@@ -46,7 +46,7 @@ const NerWindowRender = (() => {
   const fmtP = (x) => fmt(x, 6); // a probability: a confident 0.99999 must not show as 1
 
   /** A scalar, or a list of them (multiclass s, p, δs). */
-  const fmtAny = (v) => (Array.isArray(v) ? `[${v.map((a) => fmt(a)).join(", ")}]` : fmt(v));
+  const fmtAny = (v, digits = 4) => (Array.isArray(v) ? `[${v.map((a) => fmt(a, digits)).join(", ")}]` : fmt(v, digits));
 
   // ------------------------------------------------------------------ marks in the text
 
@@ -132,8 +132,10 @@ const NerWindowRender = (() => {
         el("td", { class: "num" }, fmt(r.dJ_de_norm)), dc && el("td", { class: "num" }, fmt(r.dJ_dc_norm))))));
   }
 
-  function summaryCells(v) {
-    if (!v || typeof v !== "object" || Array.isArray(v)) return [el("td", { colspan: 4, class: "num" }, fmtAny(v))];
+  function summaryCells(v, digits = 4) {
+    if (!v || typeof v !== "object" || Array.isArray(v)) {
+      return [el("td", { colspan: 3 }), el("td", { class: "vec" }, Array.isArray(v) ? fmtAny(v, digits) : fmt(v, digits))];
+    }
     const first = (v.first || []).map((a) => fmt(a)).join(", ") + ((v.shape || [0])[0] > (v.first || []).length ? ", …" : "");
     return [el("td", {}, `(${(v.shape || []).join(", ")})`), el("td", { class: "num" }, fmt(v.norm)),
             el("td", { class: "num" }, `${fmt(v.min)} … ${fmt(v.max)}`), el("td", { class: "vec" }, `[${first}]`)];
@@ -157,7 +159,7 @@ const NerWindowRender = (() => {
     return el("table", { class: "fwd" },
       el("thead", {}, el("tr", {}, ["", "", "shape", "‖·‖", "min … max", "values"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.map(([name, formula, v]) => el("tr", {},
-        el("th", {}, name), el("td", { class: "formula" }, `${name} = ${formula}`), summaryCells(v))),
+        el("th", {}, name), el("td", { class: "formula" }, `${name} = ${formula}`), summaryCells(v, name === "p" ? 6 : 4))),
       el("tr", {}, el("th", {}, ""), el("td", { colspan: 5 },
         `prediction: ${fw.prediction === undefined ? "–" : fw.prediction}`,
         multi ? " (argmax p)" : ` (p ≥ threshold ${fmt(threshold)})`))));
@@ -175,7 +177,7 @@ const NerWindowRender = (() => {
     const act = at(ex, "model.activation");
     const [lossTitle, lossLocal] = LOSS_NODE[at(ex, "model.loss")] || ["J = loss(s, y)", "∂J/∂s"];
     const vec = (key) => ({ key: `${key}.norm`, norm: true, tip: at(ex, key) });
-    const val = (key) => ({ key });
+    const val = (key, digits = 4) => ({ key, digits });
     return [
       { title: "x  (the window)", value: ["x", vec("forward.x")], grads: [], perWord: true },
       { title: "z = W x + b", value: ["z", vec("forward.z")], grads: [
@@ -194,7 +196,7 @@ const NerWindowRender = (() => {
         ["downstream", multi ? "∂J/∂h = Uᵀδs" : "∂J/∂h = u δs", vec("backward.dJ_dh")],
         ["and", multi ? "∂J/∂U = δs hᵀ" : "∂J/∂u = δs h", vec("backward.du")],
         ["and", "∂J/∂c = δs", val("backward.dc")]] },
-      { title: lossTitle, value: ["p", val("forward.p")], extra: [["y", val("backward.y")], ["J", val("backward.J")]],
+      { title: lossTitle, value: ["p", val("forward.p", 6)], extra: [["y", val("backward.y")], ["J", val("backward.J")]],
         grads: [
           ["upstream", "∂J/∂J", { constant: 1 }],
           ["local", `∂J/∂s = ${lossLocal}`, val("backward.delta_s")],
@@ -208,7 +210,7 @@ const NerWindowRender = (() => {
     const x = at(ex, v.key);
     const out = [];
     if (v.norm) out.push(svg("tspan", { class: "dim" }, "‖·‖ "));
-    out.push(svg("tspan", { class: "num", "data-key": v.key }, Array.isArray(x) ? fmtAny(x) : fmt(x)));
+    out.push(svg("tspan", { class: "num", "data-key": v.key }, fmtAny(x, v.digits || 4)));
     if (v.tip && v.tip.shape) out.push(svg("tspan", { class: "dim" }, ` (${v.tip.shape.join(", ")})`));
     return out;
   }
