@@ -109,7 +109,10 @@ def json_object(body: bytes, fields: tuple[str, ...]) -> dict:
     """The request body as a JSON object whose keys are all among ``fields``."""
     try:
         obj = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except RecursionError:
+        raise RequestError("the request body is JSON nested too deeply to read; send a JSON object such as "
+                           '{"text": "museums in Paris are amazing"}') from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise RequestError(f"the request body is not JSON ({e}); send a JSON object such as "
                            f'{{"text": "museums in Paris are amazing"}}') from None
     if not isinstance(obj, dict):
@@ -364,7 +367,8 @@ def run(model: str | os.PathLike | None = None, host: str = "127.0.0.1", port: i
     url_host = f"[{host}]" if ":" in host else host
     log(f"ner-window: serving {path} at http://{url_host}:{port}/ with {workers} worker"
         f"{'s' if workers > 1 else ''}; Ctrl-C stops")
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": access_log}
+    # uvicorn's access lines are logged at level info: shown with --access-log only
+    options = {"host": host, "port": port, "log_level": "info" if access_log else "warning", "access_log": access_log}
     if app is not None:
         uvicorn.run(app, **options)
         return

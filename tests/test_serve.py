@@ -158,6 +158,8 @@ BAD = [
     ("/v1/tag", b'{"text": ', 400, ["not JSON"]),
     ("/v1/tag", b"", 400, ["not JSON"]),
     ("/v1/tag", b'{"text": "caf\xe9"}', 400, ["not JSON"]),  # Latin-1, not UTF-8
+    ("/v1/tag", b"[" * 100_000, 400, ["nested too deeply"]),
+    ("/v1/tag", b'{"text": ' + b"9" * 5000 + b"}", 400, ["not JSON", "digits"]),
     ("/v1/tag", b'["museums in Paris"]', 400, ["a list", "JSON object"]),
     ("/v1/tag", b'{"text": 3}', 400, ['"text"', "string", "a number"]),
     ("/v1/tag", b'{"text": null}', 400, ['"text"', "null"]),
@@ -344,11 +346,12 @@ def test_real_server_each_worker_loaded_the_model(server, tiny_model_dir):
     assert request(port, "GET", "/v1/model")[1]["path"] == str(tiny_model_dir / "model")
 
 
-def test_real_server_stops_cleanly_on_sigterm(tiny_model_dir):
-    proc, port = start_server(tiny_model_dir)
+def test_real_server_logs_requests_when_asked_and_stops_cleanly_on_sigterm(tiny_model_dir):
+    proc, port = start_server(tiny_model_dir, "--access-log")
     assert request(port, "GET", "/v1/model")[0] == 200
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says what stopped it
     assert stop_server(proc) in (0, -signal.SIGTERM)
-    out = proc.stdout.read()
+    out, err = proc.stdout.read(), proc.stderr.read()
     assert f"http://127.0.0.1:{port}/" in out and "1 worker" in out
-    assert "Traceback" not in proc.stderr.read()
+    assert '"GET /v1/model HTTP/1.1" 200' in out + err
+    assert "Traceback" not in err
