@@ -163,8 +163,10 @@ def tree_cpu_seconds(pid: int) -> float:
 # ---------------------------------------------------------------------------
 
 
-def request_bytes(body: bytes) -> bytes:
+def request_bytes(body: bytes, close: bool = False) -> bytes:
+    """POST /v1/tag; ``close``: a new connection for each request (Connection: close)."""
     return (f"POST /v1/tag HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+            f"{'Connection: close' + chr(13) + chr(10) if close else ''}"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
@@ -179,7 +181,8 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def client(port: int, requests: list[bytes], stop: dict, out: dict, check) -> None:
-    """One connection sending ``requests`` round-robin until ``stop`` says so."""
+    """One client sending ``requests`` round-robin until ``stop`` says so, on one keep-alive
+    connection (or a new one per request when the requests say Connection: close)."""
     reader = writer = None
     i = random.randrange(len(requests))
     while time.perf_counter() < stop["deadline"] and stop["sent"] < stop["max"]:
@@ -196,6 +199,9 @@ async def client(port: int, requests: list[bytes], stop: dict, out: dict, check)
                 raise ValueError(f"HTTP {status}")
             out["latency"].append(time.perf_counter() - t0)
             out["answers"] += 1
+            if b"Connection: close" in req[:200]:
+                writer.close()
+                reader = writer = None
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
             out["errors"] += 1
             out["error_kinds"][type(e).__name__] = out["error_kinds"].get(type(e).__name__, 0) + 1
@@ -298,7 +304,7 @@ def batch_scenario(model: str, args, sentences: list[str]) -> dict:
         batches, tokens = [], []
         for _ in range(8):  # 8 different batches; each one's tokens counted from the server's own answer
             texts = rng.choices(sentences, k=args.batch_texts)
-            req = request_bytes(json.dumps({"texts": texts}).encode())
+            req = request_bytes(json.dumps({"texts": texts}).encode(), close=args.batch_connections == "new")
             batches.append(req)
             tokens.append(sum(len(r["tokens"]) for r in json.loads(_post_body(port, req))["results"]))
         per_request = statistics.mean(tokens)  # the clients send the 8 batches round-robin
@@ -311,6 +317,7 @@ def batch_scenario(model: str, args, sentences: list[str]) -> dict:
         stop_server(proc)
     res = summary(out)
     res.update(workers=args.batch_workers, clients=args.batch_clients, texts_per_request=args.batch_texts,
+               connections=args.batch_connections,
                tokens_per_request=round(per_request), body_kb=round(statistics.mean(len(b) for b in batches) / 1024),
                tokens_per_s=round(out["answers"] * per_request / out["seconds"]), server_rss_mb=round(rss, 1),
                # how many CPUs the server had: below the worker count, something else held a CPU
@@ -380,6 +387,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-clients", type=int, default=4)
     ap.add_argument("--batch-texts", type=int, default=1000)
     ap.add_argument("--batch-duration", type=float, default=20.0)
+    ap.add_argument("--batch-connections", choices=["new", "keep-alive"], default="new",
+                    help="a new connection per batch (the kernel then hands it to a free worker), or one "
+                         "keep-alive connection per client (pinned to the worker that accepted it)")
     ap.add_argument("--cold-repeat", type=int, default=3)
     ap.add_argument("--pin", choices=["auto", "yes", "no"], default="auto",
                     help="latency/soak: server on CPU 0, client on CPU 1 [auto: when there are 2+ CPUs]")
