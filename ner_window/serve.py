@@ -335,7 +335,20 @@ def create_app(model: str | os.PathLike | None = None, limits: Limits = Limits()
 
 def app_from_env() -> Starlette:
     """uvicorn's factory for --workers N: each worker process loads the model $NER_WINDOW_MODEL names."""
+    one_blas_thread()
     return create_app()
+
+
+def one_blas_thread() -> None:
+    """Hold BLAS to one thread in this server process: the parallelism is --workers.
+
+    OpenBLAS splits even a sentence's (14, 270) x (270, 100) product over its threads, which
+    then spin waiting for more; two workers with two spinning BLAS threads each answered 650
+    single-sentence requests/s on 2 cores, and 2,360 with one (scripts/load_test.py).
+    """
+    from threadpoolctl import threadpool_limits  # a core dependency (scikit-learn's too)
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 # ---------------------------------------------------------------------------
@@ -370,6 +383,7 @@ def run(model: str | os.PathLike | None = None, host: str = "127.0.0.1", port: i
     # uvicorn's access lines are logged at level info: shown with --access-log only
     options = {"host": host, "port": port, "log_level": "info" if access_log else "warning", "access_log": access_log}
     if app is not None:
+        one_blas_thread()
         uvicorn.run(app, **options)
         return
     os.environ[MODEL_ENV] = str(path)  # each worker process loads the model from here

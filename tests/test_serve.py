@@ -10,8 +10,10 @@ the model's meta.json, and the status codes the issue names.
 
 import http.client
 import json
+import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -298,6 +300,24 @@ def test_serve_without_the_extra_says_how_to_install_it(tiny_model_dir, monkeypa
 def test_serve_bad_options_exit_2():
     assert run_cli("--workers", 0).exit_code == 2
     assert run_cli("--port", 70000).exit_code == 2
+
+
+def test_a_server_worker_runs_blas_on_one_thread(tiny_model_dir):
+    """Each worker process (uvicorn's factory) holds BLAS to one thread before it answers:
+    the parallelism is --workers, and spinning BLAS threads of two workers cost 3.6x the
+    requests/s (BENCHMARKS.md)."""
+    code = ("import json, threadpoolctl\n"
+            "from ner_window.serve import app_from_env\n"
+            "before = [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+            "app_from_env()\n"
+            "after = [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+            "print(json.dumps([before, after]))\n")
+    env = {**os.environ, "NER_WINDOW_MODEL": str(tiny_model_dir)}
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    before, after = json.loads(out.stdout)
+    assert after and set(after) == {1}, (before, after)
 
 
 # ------------------------------------------------------------------ a real server
