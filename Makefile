@@ -9,19 +9,30 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= configs/base.yaml
 CONLL  ?= ../shared/data/conll2003
 
-.PHONY: train test eval bench clean
+.PHONY: train test eval bench clean browser screenshot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,fast,spacy,onnx]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,fast,spacy,onnx,serve]'
 	touch $(STAMP)
 
 train: $(STAMP)
 	$(BIN)/ner-window train --config $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# the page's tests drive Debian's headless Chromium (tests/test_serve_browser.py): installed when missing
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+
+# docs/serve.png, the README's picture of the page: the browser test saves it
+screenshot: $(STAMP) browser
+	NER_WINDOW_SCREENSHOT=docs/serve.png $(BIN)/python -m pytest tests/test_serve_browser.py -k clicking_paris
 
 # runs/latest (the model `make train` wrote) on the held-out bundled test file
 eval: $(STAMP)
@@ -30,7 +41,7 @@ eval: $(STAMP)
 # speed side by side with PyTorch (installed here: torch is only a benchmark dependency),
 # scikit-learn and a per-example loop; on CoNLL-2003 train when $(CONLL)/train.txt exists
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,fast,spacy,onnx,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,fast,spacy,onnx,serve,bench]'
 	$(BIN)/python scripts/benchmark.py $(if $(wildcard $(CONLL)/train.txt),--data $(CONLL)/train.txt,)
 
 clean:

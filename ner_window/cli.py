@@ -243,6 +243,28 @@ def export(model_dir, fmt, out) -> None:
         click.echo(f"wrote {path}")
 
 
+# --- serve -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [$NER_WINDOW_MODEL or runs/latest].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (127.0.0.1: this machine only).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes, each with its own copy of the model.")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve(model_dir, host, port, workers, access_log) -> None:
+    """Serve the page at / and the JSON API (/v1/tag, /v1/explain, /v1/model) over HTTP."""
+    try:
+        from .serve import run
+    except ImportError as e:
+        if e.name not in ("starlette", "uvicorn") and not (e.name or "").startswith(("starlette.", "uvicorn.")):
+            raise
+        raise NerWindowError(f"ner-window serve needs the 'serve' extra ({e.name} is not installed): "
+                             f"pip install 'ner-window[serve]' (make installs it)") from None
+    run(model_dir, host=host, port=port, workers=workers, access_log=access_log, log=click.echo)
+
+
 def main() -> None:
     cli(prog_name="ner-window")
 

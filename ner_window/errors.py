@@ -30,3 +30,14 @@ class TrainingError(NerWindowError):
 
 class MissingExtraError(NerWindowError):
     """A feature needs an optional extra (e.g. ``onnx``) that is not installed."""
+
+
+class RequestError(NerWindowError):
+    """An HTTP request the server cannot answer: not JSON, wrong fields, over a size limit.
+
+    ``status`` is the HTTP status the server answers with (400 by default, 413 for a
+    request over a limit)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -67,7 +67,14 @@ class Tagged:
     spans: list[Span]
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "tokens": [asdict(t) for t in self.tokens], "spans": [asdict(s) for s in self.spans]}
+        """{"text", "tokens", "spans"}: each token and span as a dict of its fields, in field order.
+
+        Written out field by field: dataclasses.asdict deep-copies every value and cost
+        12 µs a token, more than tagging it (an HTTP answer is mostly this dict)."""
+        return {"text": self.text,
+                "tokens": [{"text": t.text, "start": t.start, "end": t.end, "label": t.label, "p": t.p}
+                           for t in self.tokens],
+                "spans": [{"label": s.label, "start": s.start, "end": s.end, "text": s.text} for s in self.spans]}
 
 
 class Tagger:

@@ -57,3 +57,14 @@ def base_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("base") / "run"
     train(cfg, out_dir=out, log=lambda s: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """configs/tiny.yaml trained once per session (a few seconds): a real binary model for the
+    server's tests.  On the lecture's sentence it tags "Paris", and only "Paris", as LOC."""
+    from ner_window.train import train
+
+    out = tmp_path_factory.mktemp("tiny-model") / "run"
+    train(make_tiny_config(), out_dir=out, log=lambda s: None)
+    return out

@@ -29,7 +29,9 @@ from ner_window.tokenize import _TOKEN, Token, token_spans, tokenize
 from ner_window.vocab import SPECIALS, Vocab
 from ner_window.windows import CASING_CLASSES, casing_class, make_windows
 
-HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba", "spacy", "thinc", "onnx", "onnxruntime")
+HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba", "spacy", "thinc", "onnx", "onnxruntime",
+         # the serve and dev extras
+         "starlette", "uvicorn", "httptools", "uvloop", "orjson", "anyio", "httpx", "httpx2", "selenium", "pytest")
 EXTRAS = ("spacy", "thinc", "onnx", "onnxruntime")  # the spacy and onnx extras
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [*SPECIALS, "museums", "in", "paris", "are", "amazing", "the", "of", ",", "."]
@@ -175,6 +177,21 @@ def test_windows_look_up_each_distinct_token_once_with_the_same_ids(sentences):
     tokens = [t for s in sentences for t in s]
     assert windows.ids[:, 1].tolist() == [vocab.lookup(t) for t in tokens]
     assert windows.casing[:, 1].tolist() == [casing_class(t) for t in tokens]
+
+
+def test_tagged_to_dict_is_dataclasses_asdict(model_dir):
+    """to_dict writes each field out by hand (asdict was most of an HTTP answer's cost): the same dict,
+    keys in the same order."""
+    from dataclasses import asdict
+
+    tagged = Tagger.load(model_dir, threshold=0.3).tag("museums in Paris , Texas are amazing")
+    expected = {"text": tagged.text, "tokens": [asdict(t) for t in tagged.tokens],
+                "spans": [asdict(s) for s in tagged.spans]}
+    got = tagged.to_dict()
+    assert got == expected and tagged.spans
+    assert [list(t) for t in got["tokens"]] == [list(t) for t in expected["tokens"]]
+    assert [list(s) for s in got["spans"]] == [list(s) for s in expected["spans"]]
+    assert json.dumps(got) == json.dumps(expected)
 
 
 def test_rounding_probabilities_in_numpy_is_pythons_round_for_float32():
