@@ -161,7 +161,7 @@ def tagger_at(tagger: Tagger, threshold) -> Tagger:
     if not tagger.binary:
         raise DataError(f'"threshold" applies to binary models; this model is {tagger.model.task} and '
                         f'tags the argmax class (drop "threshold")')
-    return Tagger(tagger.model, threshold)  # DataError (422) outside [0, 1]
+    return Tagger(tagger.model, threshold, scorer=tagger.scorer)  # DataError (422) outside [0, 1]
 
 
 def explain_args(req: dict) -> dict:

@@ -4,8 +4,10 @@
     >>> tagger.tag("museums in Paris are amazing").spans       # doctest: +SKIP
     [Span(label='LOC', start=11, end=16, text='Paris')]
 
-Text is tokenised the way CoNLL-2003 is, turned into windows, and scored with
-``fast.predict_proba``.  The label is decision.decide's: binary models call a token
+Text is tokenised the way CoNLL-2003 is, turned into windows, and scored by
+slot projections (``slots.SlotScorer``: each window's z is a sum of cached rows, equal
+to ``fast.predict_proba``'s matrix product to float32 rounding, and the same for a
+token whatever else is tagged with it).  The label is decision.decide's: binary models call a token
 a location when p >= the threshold tuned on dev (or the one given to ``Tagger``);
 multiclass models take the argmax class.  Spans are runs of consecutive tokens with the
 same label.  Every token carries ``p`` = P(location), whatever its label, so a
@@ -29,7 +31,7 @@ import numpy as np
 from .artifact import Model, load_model
 from .decision import decide, p_location
 from .errors import DataError
-from .fast import predict_proba
+from .slots import SlotScorer
 from .tokenize import token_spans
 from .windows import make_windows
 
@@ -80,8 +82,9 @@ class Tagged:
 class Tagger:
     """A loaded model that tags text: ``Tagger.load(path).tag("text")``."""
 
-    def __init__(self, model: Model, threshold: float | None = None):
-        """threshold: P(location) at which a binary model tags LOC [the one tuned on dev, model.threshold]."""
+    def __init__(self, model: Model, threshold: float | None = None, scorer: SlotScorer | None = None):
+        """threshold: P(location) at which a binary model tags LOC [the one tuned on dev, model.threshold];
+        scorer: another Tagger's ``scorer`` for the same model, to share its row cache (not between threads)."""
         if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
             raise DataError(f"threshold {threshold!r} must be a number from 0 to 1 (P(location) at which "
                             f"a token is tagged LOC)")
@@ -89,6 +92,15 @@ class Tagger:
         self.binary = model.task == "binary"
         self.classes = model.classes
         self.threshold = model.threshold if threshold is None else float(threshold)
+        self._scorer = scorer
+
+    @property
+    def scorer(self) -> SlotScorer:
+        """The model's slot-projection scorer (slots.py), built on first use; it computes a token type's
+        rows when it first sees it, so a sentence costs only its own rows."""
+        if self._scorer is None:
+            self._scorer = SlotScorer(self.model.params, self.model.activation)
+        return self._scorer
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, threshold: float | None = None) -> "Tagger":
@@ -101,7 +113,9 @@ class Tagger:
         windows = make_windows(sentences, self.model.vocab, self.model.radius)
         if len(windows) == 0:
             return [([], []) for _ in sentences]
-        p = predict_proba(self.model.params, windows.ids, windows.casing, self.model.activation)
+        m = self.model.radius
+        lengths = np.fromiter(map(len, sentences), np.int64, len(sentences))
+        p = self.scorer.probabilities(self.scorer.scores_lines(windows.ids[:, m], windows.casing[:, m], lengths))
         labels = np.asarray(self.classes, dtype=object)[decide(p, self.threshold, self.classes)]
         conf = p_location(p, self.classes).astype(np.float64)
         if decimals is not None:

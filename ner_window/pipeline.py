@@ -1,0 +1,420 @@
+"""Stage 10: tag a stream of lines chunk by chunk: tokenize -> ids -> score -> labels -> write.
+
+API for other modules:
+
+    LinePipeline(tagger, fmt)           fmt: "text", "conll" or "jsonl"
+      .tag_chunk(lines) -> str          the output of a list of lines (each without its line break)
+      .run(lines, write) -> Counts      every line of an iterable, chunk by chunk; write(str) per chunk
+    line_chunks(lines, max_chars)       lists of lines (line breaks stripped) of about max_chars characters
+    tokenize_chunk(lines) -> Chunk      tokenize.token_spans for every line at once
+    encode(vocab, chunk) -> (word_ids, casing_ids)        tokens -> ids (one function: a per-sentence
+                                                         feature such as a gazetteer would go here)
+    label(tagger, s, lengths) -> (labels, p_location)    scores -> labels (a sentence model decoding each
+                                                         line's tag scores by Viterbi would replace this)
+
+What it writes is, line for line, ``format_tagged(tagger.tag(line), fmt)`` (tests/test_scale.py
+checks it on the bundled corpus): the same tokens, offsets, labels and probabilities, but
+no Python object per token.  A chunk of lines is one string; each step works on the
+whole chunk:
+
+* tokenize: the chunk's separators are found by numpy over its code points, the runs
+  between them by ``str.split`` (the same runs as tokenize's _RUN); a run of letters or a
+  single character is one token, which is most runs, and only the other runs go through
+  tokenize's regular expression, against their own line (so ``^`` and the look-behinds
+  see exactly what token_spans sees) and cached by the run and what precedes it.
+* ids: each distinct token is looked up once (vocab.lookup and windows.casing_class),
+  in a dictionary kept across chunks.
+* score: slots.SlotScorer, the windows' rows gathered and summed (no matrix product).
+* write: the output of a chunk is assembled with one ``str.join``, the pieces of every
+  token laid out by list slicing; strings of offsets and probabilities come from tables.
+
+Memory is bounded by the chunk (``CHUNK_CHARS``), the dictionaries (emptied past
+``MAX_CACHED`` entries) and the scorer's row cache, whatever the input's size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .decision import decide, p_location
+from .tokenize import _SEPARATOR, _TOKEN
+from .vocab import Vocab
+from .windows import casing_class
+
+CHUNK_CHARS = 64 * 1024  # ~10k tokens of running text a chunk
+MAX_CACHED = 1 << 19  # entries in each per-token dictionary before it is emptied
+PIPELINE_FORMATS = ("text", "conll", "jsonl")
+
+_encode_json = json.encoder.encode_basestring  # json.dumps(str, ensure_ascii=False), in C
+
+
+class _Cache(dict):
+    """A dictionary that computes a missing value with ``compute`` (in C for the hits: map(d.__getitem__, ...))."""
+
+    def __init__(self, compute: Callable):
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key):
+        value = self[key] = self.compute(key)
+        return value
+
+    def trim(self) -> None:
+        if len(self) > MAX_CACHED:
+            self.clear()
+
+
+# ------------------------------------------------------------------ tokenize
+
+
+_separator_table: np.ndarray | None = None
+
+
+def separator_table() -> np.ndarray:
+    """(65536,) bool: code point c (BMP) is a separator of tokenize (its _SEPARATOR class).
+    No code point above the BMP is one; index 65535 (a non-character) is False, so clipping works."""
+    global _separator_table
+    if _separator_table is None:
+        table = np.zeros(65536, bool)
+        table[[c for c in range(0x3001) if chr(c).isspace()]] = True  # \s: every str.isspace() is <= U+3000
+        table[0x00:0x20] = table[0x7F:0xA0] = True
+        table[[0x200B, 0x2060, 0xFEFF]] = True
+        _separator_table = table
+    return _separator_table
+
+
+# separators that str.split() does not split on: turned into spaces (same length) before splitting
+_NOT_SPACE = "".join(chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x200B, 0x2060, 0xFEFF]
+                     if not chr(c).isspace())
+_NOT_SPACE_RE = re.compile(f"[{re.escape(_NOT_SPACE)}]")
+_NOT_SPACE_TO_SPACE = str.maketrans(_NOT_SPACE, " " * len(_NOT_SPACE))
+
+@dataclass
+class Chunk:
+    """The tokens of a list of lines.
+
+    lines       (L,) the lines, without line breaks
+    text        the lines joined by "\\n"; line j starts at line_start[j]
+    line_start  (L,) int64
+    tokens      (N,) the tokens, line after line
+    start       (N,) int64 offset of each token in ``text``
+    size        (N,) int64 characters in each token
+    lengths     (L,) int64 tokens per line
+    """
+
+    lines: Sequence[str]
+    text: str
+    line_start: np.ndarray
+    tokens: list[str]
+    start: np.ndarray
+    size: np.ndarray
+    lengths: np.ndarray
+
+    def token_line(self) -> np.ndarray:
+        """(N,) the line of each token."""
+        return np.repeat(np.arange(len(self.lengths)), self.lengths)
+
+    def token_end(self) -> np.ndarray:
+        """(N,) offset one past each token's last character in ``text``."""
+        return self.start + self.size
+
+
+def _array(values: Iterable, dtype) -> np.ndarray:
+    """np.fromiter over a list (a list first: fromiter pulls from a map object at twice the cost)."""
+    values = list(values)
+    return np.fromiter(values, dtype, len(values))
+
+
+def _runs(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The runs of non-separator characters of ``text`` (tokenize's _RUN), their offsets and sizes."""
+    if text.isascii():
+        cp = np.frombuffer(text.encode("ascii"), np.uint8)
+    else:
+        cp = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+    inside = ~np.take(separator_table(), cp, mode="clip")
+    edges = np.flatnonzero(np.diff(inside.view(np.int8), prepend=np.int8(0), append=np.int8(0)))
+    start, size = edges[0::2], edges[1::2] - edges[0::2]
+    split_text = text.translate(_NOT_SPACE_TO_SPACE) if _NOT_SPACE_RE.search(text) else text
+    runs = split_text.split()  # the same runs: str.split() splits at exactly the str.isspace() characters
+    if len(runs) != len(start):  # cannot happen while separator_table() is _SEPARATOR; cut by offset then
+        runs = [text[a:b] for a, b in zip(start.tolist(), (start + size).tolist())]
+    return runs, start, size
+
+
+def _split_run(line: str, pos: int, end: int) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:
+    """The tokens of the run line[pos:end] (tokenize._TOKEN at each token start, against the line
+    as token_spans sees it), their offsets from pos and their sizes."""
+    tokens, offsets, sizes = [], [], []
+    p = pos
+    while p < end:
+        m = _TOKEN.match(line, p)
+        tokens.append(m.group())
+        offsets.append(p - pos)
+        sizes.append(m.end() - p)
+        p = m.end()
+    return tuple(tokens), tuple(offsets), tuple(sizes)
+
+
+class ChunkTokenizer:
+    """tokenize_chunk with its per-run caches (kept across chunks)."""
+
+    def __init__(self):
+        self.split: dict[tuple[str, int], tuple] = {}
+
+    def __call__(self, lines: Sequence[str]) -> Chunk:
+        text = "\n".join(lines)
+        lens = _array(map(len, lines), np.int64) + 1
+        line_start = np.cumsum(lens) - lens
+        runs, run_start, run_size = _runs(text)
+        run_line = np.searchsorted(line_start, run_start, side="right") - 1
+        plain = (run_size == 1) | _array(map(str.isalpha, runs), bool)  # token_spans' fast path: one token
+        if plain.all():
+            tokens, start, size, tok_line = runs, run_start, run_size, run_line
+        else:
+            tokens, start, size, tok_line = self._split_runs(lines, line_start, runs, run_start, run_size,
+                                                             run_line, plain)
+        lengths = np.bincount(tok_line, minlength=len(lines)).astype(np.int64)
+        return Chunk(lines, text, line_start, tokens, start, size, lengths)
+
+    def _split_runs(self, lines, line_start, runs, run_start, run_size, run_line, plain):
+        """Tokens, offsets and lines when some runs hold several tokens ("Paris," -> Paris | ,)."""
+        if len(self.split) > MAX_CACHED:
+            self.split.clear()
+        counts = np.ones(len(runs), np.int64)
+        tokens: list[str] = []
+        offsets: list[int] = []
+        sizes: list[int] = []
+        prev = 0
+        cut = np.flatnonzero(~plain)
+        for i, pos, j in zip(cut.tolist(), run_start[cut].tolist(), run_line[cut].tolist()):
+            run, line = runs[i], lines[j]
+            rel = pos - int(line_start[j])
+            # what a run's tokens depend on besides itself: the character before it (the look-behinds
+            # and ^ see a line start, "\n", other white space or another separator), and after a
+            # final "." the text after it (No. 5, M. Waugh, "1. ") -- those runs are not cached
+            before = 0 if rel == 0 else 1 if line[rel - 1] == "\n" else 2 if line[rel - 1].isspace() else 3
+            key = (run, before)
+            got = self.split.get(key)
+            if got is None:
+                got = _split_run(line, rel, rel + len(run))
+                if not run.endswith("."):
+                    self.split[key] = got
+            tokens += runs[prev:i]
+            tokens += got[0]
+            offsets += got[1]
+            sizes += got[2]
+            counts[i] = len(got[0])
+            prev = i + 1
+        tokens += runs[prev:]
+        first = np.cumsum(counts) - counts  # index of each run's first token
+        start, size = np.repeat(run_start, counts), np.repeat(run_size, counts)
+        within = np.arange(int(counts[cut].sum())) - np.repeat(np.cumsum(counts[cut]) - counts[cut], counts[cut])
+        at = np.repeat(first[cut], counts[cut]) + within  # where the split runs' tokens are
+        start[at] += np.asarray(offsets, np.int64)
+        size[at] = sizes
+        return tokens, start, size, np.repeat(run_line, counts)
+
+
+# ------------------------------------------------------------------ ids, labels
+
+
+class Encoder:
+    """encode() with its dictionary token -> (word id, casing id), kept across chunks."""
+
+    def __init__(self, vocab: Vocab, n_casing: int):
+        K = max(1, n_casing)
+        self.K = K
+        self.codes = _Cache(lambda t: vocab.lookup(t) * K + casing_class(t))
+
+    def __call__(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+        """(word_ids, casing_ids), (N,) int64 each, for the chunk's tokens."""
+        self.codes.trim()
+        code = _array(map(self.codes.__getitem__, chunk.tokens), np.int64)
+        return np.divmod(code, self.K)
+
+
+def label(tagger, s: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores -> (label index per token (N,) int32, P(location) (N,)), the tagger's decision rule.
+
+    The window model decides each token alone; ``lengths`` (tokens per line) is what a
+    sentence model's decoder needs."""
+    p = tagger.scorer.probabilities(s)
+    return decide(p, tagger.threshold, tagger.classes), p_location(p, tagger.classes)
+
+
+# ------------------------------------------------------------------ write
+
+
+_SMALL = np.array([str(i) for i in range(4096)], dtype=object)
+
+
+def _int_strings(a: np.ndarray) -> list[str]:
+    """str(i) for each i of ``a`` (from a table for the small ones)."""
+    if not len(a) or a.max() < len(_SMALL):
+        return _SMALL[a].tolist()
+    return list(map(str, a.tolist()))
+
+
+_p_repr = _Cache(lambda q: repr(q / 1e6))  # micro-units -> repr(round(p, 6)), as json.dumps writes it
+
+
+def _p_strings(p_loc: np.ndarray) -> list[str]:
+    """repr(round(p, 6)) for each p: rint(p·10⁶)/10⁶ is round(p, 6) for float32 p (tests/test_predict_path.py)."""
+    _p_repr.trim()
+    q = np.rint(p_loc.astype(np.float64) * 1e6).astype(np.int64)
+    return list(map(_p_repr.__getitem__, q.tolist()))
+
+
+def spans(chunk: Chunk, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of consecutive tokens of one line with the same non-O label (tagger.spans_of):
+    (first token, last token, label, line) per span, each (S,) int."""
+    line = chunk.token_line()
+    same = np.zeros(len(labels), bool)
+    same[1:] = (labels[1:] == labels[:-1]) & (line[1:] == line[:-1])
+    entity = labels != 0
+    first = np.flatnonzero(entity & ~same)
+    after = np.flatnonzero(entity & ~np.append(same[1:], False))  # last token of each span
+    return first, after, labels[first], line[first]
+
+
+def format_text(chunk: Chunk, labels: np.ndarray, classes: Sequence[str]) -> str:
+    """Every line with its spans marked, ``museums in [Paris]LOC are amazing``."""
+    first, last, lab, _ = spans(chunk, labels)
+    if not len(first):
+        return chunk.text + "\n"
+    text, start, end = chunk.text, chunk.start, chunk.token_end()
+    out, pos = [], 0
+    for a, b, c in zip(start[first].tolist(), end[last].tolist(), lab.tolist()):
+        out += [text[pos:a], "[", text[a:b], "]", classes[c]]
+        pos = b
+    out += [text[pos:], "\n"]
+    return "".join(out)
+
+
+def format_conll(chunk: Chunk, labels: np.ndarray, classes: Sequence[str]) -> str:
+    """``token TAG`` (IOB2) per token, a blank line after each line."""
+    N = len(chunk.tokens)
+    line = chunk.token_line()
+    begins = np.ones(N, bool)
+    begins[1:] = (labels[1:] != labels[:-1]) | (line[1:] != line[:-1])
+    last = np.zeros(N, bool)
+    last[np.cumsum(chunk.lengths)[chunk.lengths > 0] - 1] = True
+    n = len(classes)  # suffix table: [O, B-X..., I-X...] x [inside, last of line]
+    tags = ["O"] + [f"B-{c}" for c in classes[1:]] + [f"I-{c}" for c in classes[1:]]
+    table = np.array([f" {t}\n" for t in tags] + [f" {t}\n\n" for t in tags], dtype=object)
+    tag = np.where(labels == 0, 0, np.where(begins, labels, labels + n - 1)) + last * (2 * n - 1)
+    pieces = [None] * (2 * N)
+    pieces[0::2] = chunk.tokens
+    pieces[1::2] = table[tag].tolist()
+    return _with_empty_lines(pieces, chunk.lengths, 2, lambda j: "\n")
+
+
+def _with_empty_lines(pieces: list, lengths: np.ndarray, per_token: int, empty: Callable[[int], str]) -> str:
+    """"".join(pieces), with ``empty(j)`` for each line j without tokens put where that line belongs."""
+    if lengths.all():
+        return "".join(pieces)
+    out, prev = [], 0
+    before = np.cumsum(lengths) - lengths  # tokens before each line
+    for j in np.flatnonzero(lengths == 0).tolist():
+        cut = int(before[j]) * per_token
+        out += pieces[prev:cut]
+        out.append(empty(j))
+        prev = cut
+    out += pieces[prev:]
+    return "".join(out)
+
+
+def format_jsonl(chunk: Chunk, labels: np.ndarray, p_loc: np.ndarray, classes: Sequence[str]) -> str:
+    """One JSON object per line, ``json.dumps(Tagged.to_dict(), ensure_ascii=False)`` character for character."""
+    N, L = len(chunk.tokens), len(chunk.lines)
+    line = chunk.token_line()
+    rel = chunk.start - chunk.line_start[line]
+    rel_end = rel + chunk.size
+    first, last, lab, span_line = spans(chunk, labels)
+    span_json = [[] for _ in range(L)]
+    for a, b, c, j in zip(rel[first].tolist(), rel_end[last].tolist(), lab.tolist(), span_line.tolist()):
+        span_json[j].append(f'{{"label": {_encode_json(classes[c])}, "start": {a}, "end": {b}, '
+                            f'"text": {_encode_json(chunk.lines[j][a:b])}}}')
+    head = [f'{{"text": {_encode_json(t)}, "tokens": [' for t in chunk.lines]
+    tail = ["], \"spans\": [" + ", ".join(s) + "]}\n" for s in span_json]
+    label_piece = np.array([f', "label": {_encode_json(c)}, "p": ' for c in classes], dtype=object)
+    pre = [', {"text": '] * N  # between two tokens of a line
+    post = ["}"] * N
+    ends = np.cumsum(chunk.lengths)
+    for j in np.flatnonzero(chunk.lengths).tolist():
+        pre[int(ends[j] - chunk.lengths[j])] = head[j] + '{"text": '
+        post[int(ends[j]) - 1] = "}" + tail[j]
+    pieces = [None] * (9 * N)
+    pieces[0::9] = pre
+    pieces[1::9] = map(_encode_json, chunk.tokens)
+    pieces[2::9] = [', "start": '] * N
+    pieces[3::9] = _int_strings(rel)
+    pieces[4::9] = [', "end": '] * N
+    pieces[5::9] = _int_strings(rel_end)
+    pieces[6::9] = label_piece[labels].tolist()
+    pieces[7::9] = _p_strings(p_loc)
+    pieces[8::9] = post
+    return _with_empty_lines(pieces, chunk.lengths, 9, lambda j: head[j] + tail[j])
+
+
+# ------------------------------------------------------------------ the pipeline
+
+
+@dataclass
+class Counts:
+    lines: int = 0
+    tokens: int = 0
+
+
+class LinePipeline:
+    """tokenize -> ids -> score -> labels -> write for a Tagger (tagger.py) and an output format."""
+
+    def __init__(self, tagger, fmt: str = "text"):
+        if fmt not in PIPELINE_FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; the pipeline writes {', '.join(PIPELINE_FORMATS)}")
+        self.tagger, self.fmt = tagger, fmt
+        self.tokenize = ChunkTokenizer()
+        params = tagger.model.params
+        self.encode = Encoder(tagger.model.vocab, 0 if params.C is None else params.C.shape[0])
+
+    def tag_chunk(self, lines: Sequence[str]) -> str:
+        """The output for ``lines`` (no line breaks in them), each line's output ending in a line break."""
+        chunk = self.tokenize(lines)
+        word_ids, casing_ids = self.encode(chunk)
+        s = self.tagger.scorer.scores_lines(word_ids, casing_ids, chunk.lengths)
+        labels, p_loc = label(self.tagger, s, chunk.lengths)
+        classes = self.tagger.classes
+        if self.fmt == "text":
+            return format_text(chunk, labels, classes)
+        if self.fmt == "conll":
+            return format_conll(chunk, labels, classes)
+        return format_jsonl(chunk, labels, p_loc, classes)
+
+    def run(self, lines: Iterable[str], write: Callable[[str], object], max_chars: int = CHUNK_CHARS) -> Counts:
+        """Tag every line of ``lines`` (line breaks stripped), writing each chunk's output."""
+        counts = Counts()
+        for chunk_lines in line_chunks(lines, max_chars):
+            write(self.tag_chunk(chunk_lines))
+            counts.lines += len(chunk_lines)
+        return counts
+
+
+def line_chunks(lines: Iterable[str], max_chars: int = CHUNK_CHARS) -> Iterator[list[str]]:
+    """Lists of lines, ``\\r\\n`` stripped as Tagger.tag_lines does, each about ``max_chars`` characters
+    (a longer line is a list of its own); pulls lines only as it needs them."""
+    batch: list[str] = []
+    size = 0
+    for line in lines:
+        line = line.rstrip("\r\n")
+        batch.append(line)
+        size += len(line) + 1
+        if size >= max_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch

@@ -1,0 +1,228 @@
+"""Tagging without a matrix product per window: z as a sum of precomputed slot projections.
+
+API for other modules: ``SlotScorer(params, activation)``; ``.scores_lines(word_ids,
+casing_ids, lengths)`` scores the tokens of whole lines (one window per token, padded
+with <s>/</s> at each line's edges) and ``.scores_windows(ids, casing)`` scores (N, w)
+windows as fast.predict_scores does; both return s (N,) binary or (N, n_classes).
+``.probabilities(s)`` is p.  tagger.py and pipeline.py score through it.
+
+The derivation (lecture 3's forward pass, model.py, read block by block)
+-----------------------------------------------------------------------
+A window is w = 2m+1 slots; slot k holds token t_k, whose part of x is
+x_k = [e(t_k); c(t_k)] (d + d_c,).  Cut W (H, D) into the matching column blocks,
+W = [W_0 | W_1 | ... | W_{w-1}] with W_k (H, d + d_c).  A matrix times a stacked
+vector is the sum of the blocks times the pieces, so
+
+    z = W x + b = Σ_k W_k x_k + b                                     (H,)
+
+and W_k x_k depends on the token in slot k only.  Name the projection of token
+type a = (word id, casing id) into slot k
+
+    T_k[a] = W_k [e(word); c(casing)]                                 (H,)
+
+(P_k = E W_kᵀ, the lecture's E times the slot's block, and likewise the casing block;
+here both are added per token type: a word with its casing class).  Then
+
+    z = Σ_k T_k[a_k] + b          a gather of w rows and w-1 additions  (H,)
+
+instead of the (D,)·(D, H) product: H·w additions per window against 2·D·H flops
+(d = 50, d_c = 4, H = 100, w = 5: 500 against 54,000), as Chen & Manning (2014)
+precomputed the products of their parser's most frequent words per input position.
+h = f(z), s = uᵀh + c and p = σ(s) follow as in model.forward, per window.  The bias b
+is folded into the centre slot's rows (T_m[a] + b): every window has exactly one centre.
+
+Which rows, and what they cost
+------------------------------
+A row T[a] = (T_0[a]; ...; T_{w-1}[a]) holds w·H numbers: 2,000 bytes for w = 5,
+H = 100, float32.  Rows are computed when a token type is first seen and kept in a
+cache of at most ``cache_bytes`` (64 MB by default: 33,554 token types for that shape);
+when a new batch would overflow it the cache is emptied and refilled.  Running text
+repeats its words (Zipf), so after the first few thousand lines nearly every token's
+row is already there; a one-sentence call computes only that sentence's ~10 rows (a
+few microseconds each), never the whole vocabulary (V·w·H·4 bytes: 100 MB for the
+base model's 50k words, 800 MB for 400k).  The map from a token type to its row is a
+dense int32 array of V·K entries (1.6 MB for V = 50k, K = 8 casing classes).
+
+The same number every time
+--------------------------
+Each row is computed on its own by numpy's einsum loops (no BLAS: OpenBLAS's result
+for a row depends on how many rows are multiplied with it and on its thread count),
+the w rows of a window are added in slot order, s = Σ_j h_j u_j is numpy's per-row
+sum, and tanh / σ are elementwise: a token's p depends on its window alone, never
+on the batch, the chunk, the cache's state or the process.  So tagging a file in
+parts (`ner-window tag`) gives what tagging it whole gives, byte for byte.  Against
+the matrix-product path (fast.predict_proba) the results agree to float32 rounding
+(tests/test_slots.py: every window of the bundled test set).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .model import ACTIVATIONS, Params, check_activation, sigmoid, softmax
+from .vocab import BOS_ID, EOS_ID
+from .windows import PAD, check_window_ids, check_window_shape
+
+DEFAULT_CACHE_BYTES = 64 * 2**20
+BATCH = 1024  # windows per gather: the (BATCH, w, H) float32 scratch stays ~2 MB
+
+_scratch = threading.local()
+
+
+def _buffer(name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A scratch array reused across calls in this thread (contents are garbage on return)."""
+    cache = _scratch.__dict__.setdefault("buffers", {})
+    key = (name, shape, dtype)
+    a = cache.get(key)
+    if a is None:
+        if len(cache) >= 32:
+            cache.clear()
+        a = cache[key] = np.empty(shape, dtype)
+    return a
+
+
+class SlotScorer:
+    """s for windows of a fixed model from cached slot projections (module docstring).
+
+    params: Params (E (V, d), C (K, d_c) or None, W (H, w(d + d_c)), b, u, c);
+    activation: a key of model.ACTIVATIONS; cache_bytes: the most the row cache holds.
+    """
+
+    def __init__(self, params: Params, activation: str, cache_bytes: int = DEFAULT_CACHE_BYTES):
+        check_activation(activation)
+        self.params, self.activation = params, activation
+        self.w, self.H, self.m = params.window, params.hidden, params.radius
+        self.K = 1 if params.C is None else params.C.shape[0]
+        dt = params.dtype
+        # W_k as one (d + d_c, w·H) matrix: [e; c] @ WT_slots = (W_0 x_k; ...; W_{w-1} x_k)
+        W3 = np.asarray(params.W).reshape(self.H, self.w, params.d + params.d_c)
+        self.WT_slots = np.ascontiguousarray(W3.transpose(2, 1, 0).reshape(-1, self.w * self.H))
+        self.U = params.u.reshape(-1, self.H)  # (n_out, H): u as a row for binary
+        self.c = None if params.c is None else params.c.reshape(-1)
+        self.capacity = max(64, int(cache_bytes) // (self.w * self.H * dt.itemsize))
+        self.T = np.empty((self.capacity, self.w, self.H), dt)  # untouched pages cost no memory
+        self.row_of = np.full(params.E.shape[0] * self.K, -1, np.int32)  # token type -> row of T, or -1
+        self.keys = np.empty(self.capacity, np.int64)  # row -> token type, to empty the cache
+        self.n_rows = 0
+        self.refills = 0  # how often the cache was emptied (for the benchmark)
+        self._slot = np.arange(self.w, dtype=np.int64)
+
+    # ------------------------------------------------------------------ rows of T
+
+    def type_ids(self, word_ids: np.ndarray, casing_ids: np.ndarray | None) -> np.ndarray:
+        """Token type a = word id · K + casing id (int64, word_ids' shape); casing ignored without C."""
+        a = word_ids.astype(np.int64)
+        if self.K > 1:
+            a *= self.K
+            a += casing_ids
+        return a
+
+    def _project(self, types: np.ndarray) -> np.ndarray:
+        """T[a] for token types ``types`` (n,): (n, w, H), b added to the centre slot."""
+        p = self.params
+        word, cas = np.divmod(types, self.K)
+        x = p.E[word] if p.C is None else np.concatenate([p.E[word], p.C[cas]], axis=1)  # (n, d + d_c)
+        T = np.einsum("nj,jk->nk", x, self.WT_slots, optimize=False).reshape(-1, self.w, self.H)
+        T[:, self.m] += p.b
+        return T
+
+    def rows(self, types: np.ndarray) -> np.ndarray:
+        """The row of T for each token type (int32, types' shape), computing the missing ones.
+
+        At most ``capacity`` distinct types per call (callers split larger batches).
+        """
+        r = self.row_of[types]
+        if r.size and r.min() < 0:
+            missing = np.unique(types[r < 0])
+            if self.n_rows + len(missing) > self.capacity:
+                self._empty()
+                missing = np.unique(types)
+            new = np.arange(self.n_rows, self.n_rows + len(missing), dtype=np.int32)
+            self.T[new] = self._project(missing)
+            self.row_of[missing] = new
+            self.keys[new] = missing
+            self.n_rows += len(missing)
+            r = self.row_of[types]
+        return r
+
+    def _empty(self) -> None:
+        self.row_of[self.keys[: self.n_rows]] = -1
+        self.n_rows = 0
+        self.refills += 1
+
+    # ------------------------------------------------------------------ scores
+
+    def _scores_of_rows(self, R: np.ndarray, out: np.ndarray) -> None:
+        """s into out (N, n_out) for windows whose slots hold rows R (N, w) of T, BATCH windows at a time."""
+        for start in range(0, len(R), BATCH):
+            stop = min(len(R), start + BATCH)
+            self._score_batch(R[start:stop], out[start:stop])
+
+    def _score_batch(self, R: np.ndarray, out: np.ndarray) -> None:
+        w, H, dt = self.w, self.H, self.T.dtype
+        B = len(R)
+        g = _buffer("g", (B, w, H), dt)
+        # rows of T are flat at r·w + k; mode="clip" only spares np.take a buffered copy (rows are in range)
+        np.take(self.T.reshape(-1, H), (R * w + self._slot).reshape(-1), axis=0, out=g.reshape(B * w, H), mode="clip")
+        z = np.add(g[:, 0], g[:, 1], out=_buffer("z", (B, H), dt))
+        for k in range(2, w):
+            z += g[:, k]  # z = Σ_k T_k[a_k] (b is in the centre rows), added in slot order
+        h = ACTIVATIONS[self.activation](z, out=z)  # h = f(z)
+        for j, u_j in enumerate(self.U):  # s = uᵀh + c: numpy's own per-row loop (not BLAS: module docstring)
+            np.einsum("bh,h->b", h, u_j, out=out[:, j])
+            if self.c is not None:
+                out[:, j] += self.c[j]
+
+    def scores_windows(self, ids: np.ndarray, casing: np.ndarray | None) -> np.ndarray:
+        """s for (N, w) windows of word ids and casing ids, as fast.predict_scores: (N,) or (N, n_classes)."""
+        p = self.params
+        check_window_shape(ids, casing, self.w, p.C is not None)
+        check_window_ids(ids, casing, p.E.shape[0], None if p.C is None else self.K)
+        out = np.empty((len(ids), len(self.U)), self.T.dtype)
+        step = max(1, self.capacity // self.w)  # distinct types per call <= capacity
+        for start in range(0, len(ids), step):
+            stop = start + step
+            types = self.type_ids(ids[start:stop], None if casing is None else casing[start:stop])
+            self._scores_of_rows(self.rows(types), out[start:stop])
+        return out[:, 0] if p.task == "binary" else out
+
+    def scores_lines(self, word_ids: np.ndarray, casing_ids: np.ndarray | None, lengths: np.ndarray) -> np.ndarray:
+        """s for every token of whole lines: word_ids, casing_ids (N,) in line order, lengths (L,) tokens
+        per line (sum N); each line padded with m <s> and m </s> (casing pad), as windows.make_windows."""
+        p = self.params
+        N, m = len(word_ids), self.m
+        check_window_ids(word_ids[None, :], None if casing_ids is None else casing_ids[None, :], p.E.shape[0],
+                         None if p.C is None else self.K)
+        out = np.empty((N, len(self.U)), self.T.dtype)
+        if N:
+            line_end = np.cumsum(lengths)
+            step = max(1, self.capacity - 2 - 2 * m)  # a piece's distinct types (+ <s>, </s>) fit in the cache
+            for start in range(0, N, step):
+                stop = min(N, start + step)
+                self._score_piece(word_ids, casing_ids, line_end, start, stop, out[start:stop])
+        return out[:, 0] if p.task == "binary" else out
+
+    def _score_piece(self, word_ids, casing_ids, line_end, start, stop, out) -> None:
+        """Tokens start..stop of scores_lines: their windows reach at most m tokens past either end,
+        which are the same line's tokens or padding."""
+        m = self.m
+        lo, hi = max(0, start - m), min(len(word_ids), stop + m)
+        types = self.type_ids(word_ids[lo:hi], None if casing_ids is None else casing_ids[lo:hi])
+        special = self.type_ids(np.array([BOS_ID, EOS_ID]), np.array([PAD, PAD]))
+        rows = self.rows(np.concatenate([types, special]))
+        r_tok, bos, eos = rows[:-2], rows[-2], rows[-1]
+        pos = np.arange(start, stop)
+        line = np.searchsorted(line_end, pos, side="right")  # line of each token
+        first = np.where(line > 0, line_end[line - 1], 0)
+        last = line_end[line] - 1
+        R = np.empty((stop - start, self.w), np.int32)
+        for k in range(-m, m + 1):  # slot k: the token k places away, or padding past the line's edges
+            q = pos + k
+            R[:, k + m] = np.where(q < first, bos, np.where(q > last, eos, r_tok[np.clip(q, lo, hi - 1) - lo]))
+        self._scores_of_rows(R, out)
+
+    def probabilities(self, s: np.ndarray) -> np.ndarray:
+        """p from s: σ(s) binary (N,), softmax row-wise multiclass (N, n_classes)."""
+        return sigmoid(s) if s.ndim == 1 else softmax(s)
