@@ -6,9 +6,9 @@ API for other engineers (these names are stable):
         every line of ``source`` without its line ending, decoded as below.  ``source`` is a
         path, "-" or None for stdin, or a binary file object.  A line is as long as it is:
         use read_pieces where one line may be huge.
-    read_pieces(source, encoding=None, max_chars=MAX_PIECE_CHARS) -> Iterator[Piece]
-        the same text in pieces of at most ``max_chars`` characters: a line that fits is one
-        Piece(text, 0, True); a longer one comes as several, each cut just after a whitespace
+    read_pieces(source, encoding=None, max_chars=None) -> Iterator[Piece]
+        the same text in pieces of at most ``max_chars`` [MAX_PIECE_CHARS] characters: a line
+        that fits is one Piece(text, 0, True); a longer one comes as several, each cut after a whitespace
         character (so no token of the tokenizer is cut), the last with ``last=True``.
         Joining a line's pieces gives the line.  A run of more than ``max_chars`` characters
         without whitespace is cut where it reaches the limit.
@@ -78,8 +78,10 @@ def read_lines(source, encoding: str | None = None) -> Iterator[str]:
             parts = []
 
 
-def read_pieces(source, encoding: str | None = None, max_chars: int = MAX_PIECE_CHARS) -> Iterator[Piece]:
-    """The lines of ``source`` as Pieces of at most ``max_chars`` characters (see the module docstring)."""
+def read_pieces(source, encoding: str | None = None, max_chars: int | None = None) -> Iterator[Piece]:
+    """The lines of ``source`` as Pieces of at most ``max_chars`` [MAX_PIECE_CHARS] characters
+    (see the module docstring)."""
+    max_chars = MAX_PIECE_CHARS if max_chars is None else max_chars
     if max_chars < 2:
         raise ValueError(f"max_chars must be at least 2, got {max_chars}")
     name = source_name(source)
