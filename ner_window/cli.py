@@ -8,8 +8,8 @@ the prediction path.
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import io
 import json
 import os
 import sys
@@ -23,8 +23,13 @@ class _Group(click.Group):
     """Turns the project's errors into one line on stderr and an exit code."""
 
     def invoke(self, ctx: click.Context):
+        from .files import signals_raise
+
         try:
-            return super().invoke(ctx)
+            # SIGTERM as well as SIGINT raises, so every finally runs: no temporary file is left behind
+            # (train installs its own handlers once training starts; serve leaves them to uvicorn)
+            with signals_raise() if ctx.invoked_subcommand != "serve" else contextlib.nullcontext():
+                return super().invoke(ctx)
         except NerWindowError as e:
             if (ctx.obj or {}).get("debug") or os.environ.get("NER_WINDOW_DEBUG"):
                 raise
@@ -35,12 +40,15 @@ class _Group(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(0)
-        except KeyboardInterrupt:
-            # Ctrl-C before training installs its handler (or while tagging): one line, the usual 128 + SIGINT
+        except KeyboardInterrupt as e:
+            # Ctrl-C or SIGTERM (files.signals_raise) before training installs its handler, or while
+            # tagging or evaluating: one line, the usual 128 + signal number
             if (ctx.obj or {}).get("debug") or os.environ.get("NER_WINDOW_DEBUG"):
                 raise
-            click.echo("ner-window: interrupted", err=True)
-            ctx.exit(130)
+            signum = getattr(e, "signum", 2)
+            done = getattr(e, "done", "")
+            click.echo(f"ner-window: interrupted by {str(e) or 'SIGINT'}" + (f"; {done}" if done else ""), err=True)
+            ctx.exit(128 + signum)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,42 +120,44 @@ def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors,
 @click.argument("text", nargs=-1)
 @click.option("--file", "file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Tag every line of this file ('-' for stdin).")
+@click.option("--encoding", default=None, metavar="CODEC",
+              help="Encoding of --file or stdin [its byte-order mark's, else UTF-8], e.g. latin-1.")
 @click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [$NER_WINDOW_MODEL or runs/latest].")
-@click.option("--format", "fmt", type=click.Choice(["text", "conll", "json", "jsonl"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "conll", "json", "jsonl"]), default="text", show_default=True,
+              help="json: one document (TEXT: an object; --file or stdin: an array, one object a line).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Tag LOC where P(location) >= this [the model's, tuned on dev]; binary models only.")
-def predict(text, file, model_dir, fmt, threshold) -> None:
+def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
     """Tag TEXT (or --file, or stdin) and mark the locations.  Every token's p is P(location)."""
     from .errors import DataError
-    from .tagger import Tagger, format_tagged
+    from .files import Signalled, line_writer
+    from .tagger import TagWriter, Tagger
+    from .textio import read_pieces
 
+    if text and file:
+        raise DataError(f"give TEXT or --file, not both (--file {file} and {len(text)} word(s) of TEXT)")
+    if text and encoding:
+        raise DataError("--encoding applies to --file and stdin; TEXT is already text (drop --encoding)")
     tagger = Tagger.load(model_dir, threshold)
     if threshold is not None and not tagger.binary:
         raise DataError(f"--threshold applies to binary models; {tagger.model.path} is {tagger.model.task} "
                         f"and tags the argmax class (drop --threshold)")
-    out = sys.stdout
-    # conll: format_tagged ends every token line with \n, so the \n below is the one blank line after a sentence
-    if text:
-        for tagged in tagger.tag_lines([" ".join(text)]):
-            out.write(format_tagged(tagged, fmt) + "\n")
-        return
-    if file and file != "-":
-        if not os.path.isfile(file):
-            raise DataError(f"{file}: no such file; give a text file to tag (one text per line)")
-        stream = open(file, encoding="utf-8", errors="replace", newline="")
-    else:
-        if sys.stdin.isatty() and not file:
-            raise DataError("nothing to tag: give TEXT, --file FILE, or pipe text on stdin")
-        # like --file: a byte that is not UTF-8 becomes U+FFFD instead of stopping the stream
-        stream = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
-                  if hasattr(sys.stdin, "buffer") else sys.stdin)
+    if not text and not file and sys.stdin.isatty():
+        raise DataError("nothing to tag: give TEXT, --file FILE, or pipe text on stdin")
     # A stream allocates millions of short-lived token objects and no reference cycles;
     # at the default thresholds the cyclic garbage collector rescans them for ~20% of
     # the run (measured on 1M tokens), so it runs less often here.
     gc.set_threshold(100_000, 10, 10)
-    with stream:
-        for tagged in tagger.tag_lines(stream):
-            out.write(format_tagged(tagged, fmt) + "\n")
+    with line_writer() as out:
+        writer = TagWriter(out.write, fmt, array=not text)
+        try:
+            items = tagger.tag_many([" ".join(text)]) if text else tagger.tag_pieces(read_pieces(file or "-", encoding))
+            for item in items:
+                writer.add(item)
+            writer.close()
+        except Signalled as e:
+            e.done = f"{out.lines:,} complete lines written to {out.name}"
+            raise
 
 
 # --- gradcheck -----------------------------------------------------------------------

@@ -28,6 +28,11 @@ class TrainingError(NerWindowError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
 
 
+class WriteError(NerWindowError):
+    """A file cannot be written: no permission, the disk is full, a read-only file system, a
+    path through a regular file ... (files.py turns the OSError into this, naming the path)."""
+
+
 class MissingExtraError(NerWindowError):
     """A feature needs an optional extra (e.g. ``onnx``) that is not installed."""
 

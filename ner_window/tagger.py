@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -32,6 +34,7 @@ from .artifact import Model, load_model
 from .decision import decide, p_location
 from .errors import DataError
 from .slots import SlotScorer
+from .textio import Piece
 from .tokenize import token_spans
 from .windows import make_windows
 
@@ -60,6 +63,15 @@ class Span:
     start: int  # character offsets into the tagged text
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class TaggedPiece:
+    """A piece of a line too long to tag at once (textio.read_pieces): its tokens, tagged with
+    their context in the whole line; offsets are into the whole line."""
+
+    piece: Piece
+    tokens: list[TaggedToken]
 
 
 @dataclass(frozen=True)
@@ -155,6 +167,63 @@ class Tagger:
         if batch:
             yield from self.tag_many(batch)
 
+    def tag_pieces(self, pieces: Iterable[Piece], chunk_tokens: int = 50_000) -> Iterator[Tagged | TaggedPiece]:
+        """Stream over textio.read_pieces: a line that came whole is a Tagged (lines are tagged in
+        chunks of about ``chunk_tokens`` tokens, as tag_lines does); a line that came in pieces is
+        a TaggedPiece per piece, in order, each token's window the one it has in the whole line,
+        so a long line is tagged exactly as it would be whole, in memory bounded by its pieces."""
+        pieces = iter(pieces)
+        lines: list[str] = []
+        size = 0
+        for piece in pieces:
+            if piece.start == 0 and piece.last:
+                lines.append(piece.text)
+                size += piece.text.count(" ") + 1
+                if size >= chunk_tokens:
+                    yield from self.tag_many(lines)
+                    lines, size = [], 0
+                continue
+            if lines:
+                yield from self.tag_many(lines)
+                lines, size = [], 0
+            yield from self._tag_long_line(piece, pieces)
+        if lines:
+            yield from self.tag_many(lines)
+
+    def _tag_long_line(self, first: Piece, pieces: Iterator[Piece]) -> Iterator[TaggedPiece]:
+        """The pieces of one line, from ``first`` on.  A piece is scored once the m tokens after it
+        are known (or the line has ended): its windows are those of the line's token sequence."""
+        m = self.model.radius
+        left: list[str] = []  # the m tokens before the oldest waiting piece
+        waiting: deque[tuple[Piece, list[tuple[str, int, int]]]] = deque()
+        piece, ended = first, False
+        while waiting or not ended:
+            if not ended:
+                waiting.append((piece, _piece_spans(piece)))
+                ended = piece.last
+                if not ended:
+                    piece = next(pieces, None)
+                    ended = piece is None  # read_pieces always ends a line; a caller's stream may not
+            ahead = sum(len(spans) for _, spans in list(waiting)[1:])
+            while waiting and (ended or ahead >= m):
+                done, spans = waiting.popleft()
+                right = [w for _, later in waiting for w, _, _ in later][:m]
+                words = [w for w, _, _ in spans]
+                [(labels, conf)] = self.label_tokens([left + words + right], decimals=6)
+                k = len(left)
+                yield TaggedPiece(done, [TaggedToken(w, a, b, lab, c) for (w, a, b), lab, c
+                                         in zip(spans, labels[k:k + len(words)], conf[k:k + len(words)])])
+                left = (left + words)[-m:] if m else []
+                ahead -= len(waiting[0][1]) if waiting else 0
+
+
+def _piece_spans(piece: Piece) -> list[tuple[str, int, int]]:
+    """The tokens of a piece, with offsets into its line.  A piece after the first follows a
+    whitespace character, which tokenize's look-behinds see: a space in front stands for it."""
+    if piece.start == 0:
+        return token_spans(piece.text)
+    return [(w, piece.start + a - 1, piece.start + b - 1) for w, a, b in token_spans(" " + piece.text)]
+
 
 def spans_of(text: str, tokens: Sequence[TaggedToken]) -> list[Span]:
     """Runs of consecutive tokens with the same non-O label, as character spans."""
@@ -198,3 +267,165 @@ def format_tagged(tagged: Tagged, fmt: str = "text") -> str:
     if fmt == "jsonl":
         return json.dumps(tagged.to_dict(), ensure_ascii=False)
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+class TagWriter:
+    """Tagged texts written in one format as they come: text, conll, jsonl (one object a line),
+    or json: one document -- the object of one text, or with ``array=True`` an array of objects.
+
+        writer = TagWriter(out.write, "jsonl")       # out: files.line_writer(...)
+        for item in tagger.tag_pieces(textio.read_pieces(path)):
+            writer.add(item)
+        writer.close()
+
+    A line that comes in pieces (TaggedPiece) is written as its pieces come, and reads exactly
+    as format_tagged of the whole line would (json: as json.dumps of the whole array).
+    """
+
+    def __init__(self, write: Callable[[str], None], fmt: str = "text", array: bool = False):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        self.write, self.fmt, self.array = write, fmt, array and fmt == "json"
+        self.count = 0  # texts written (or begun, for a long line being written)
+        self._long: _LongLine | None = None
+
+    def add(self, item: Tagged | TaggedPiece) -> None:
+        if isinstance(item, Tagged):
+            self._begin()
+            text = format_tagged(item, self.fmt)
+            if self.array:
+                text = " " + text.replace("\n", "\n ")  # one level down, as json.dumps(list, indent=1)
+            self.write(text if self.array else text + "\n")
+            return
+        if self._long is None:
+            self._begin()
+            self._long = _LongLine(self.write, self.fmt, depth=1 if self.array else 0)
+        self._long.add(item)
+        if item.piece.last:
+            self._long.end()
+            self._long = None
+            if not self.array:
+                self.write("\n")
+
+    def _begin(self) -> None:
+        if self.array:
+            self.write(",\n" if self.count else "[\n")
+        self.count += 1
+
+    def close(self) -> None:
+        """End the document (json with array=True: close the array; an empty one is [])."""
+        if self.array:
+            self.write("\n]\n" if self.count else "[]\n")
+
+
+class _LongLine:
+    """One line written piece by piece in ``fmt``; the same characters as format_tagged of the line.
+
+    The walk over a piece sees gaps (the text between tokens) and tokens.  A run of one
+    label ends only when a token with another label (or the line's end) arrives, so the gap
+    after a run waits in ``pending`` until it is known to lie inside the run or after it.
+    json writes the text as it comes and keeps tokens and spans in temporary files
+    (they follow the text in the object) until the line ends.
+    """
+
+    def __init__(self, write: Callable[[str], None], fmt: str, depth: int):
+        self.write, self.fmt = write, fmt
+        self.label, self.prev = "O", "O"  # the open run's label; the last token's (conll)
+        self.pending: list[str] = []
+        self.run: list = []  # json: [start, end, text parts] of the open run
+        if fmt in ("json", "jsonl"):
+            self.indent = 1 if fmt == "json" else None
+            self.depth = depth
+            self.tokens = tempfile.SpooledTemporaryFile(8 << 20, mode="w+", encoding="utf-8")
+            self.spans = tempfile.SpooledTemporaryFile(8 << 20, mode="w+", encoding="utf-8")
+            self.n_tokens = self.n_spans = 0
+            self.write(" " * depth + "{" + self._open(depth + 1) + '"text": "')
+
+    def add(self, tp: TaggedPiece) -> None:
+        if self.fmt in ("json", "jsonl"):
+            self.write(json.dumps(tp.piece.text, ensure_ascii=False)[1:-1])  # escaping is per character
+        text, base, pos = tp.piece.text, tp.piece.start, 0
+        for t in tp.tokens:
+            if t.start - base > pos:
+                self._gap(text[pos:t.start - base])
+            self._token(t)
+            pos = t.end - base
+        if pos < len(text):
+            self._gap(text[pos:])
+
+    def _gap(self, gap: str) -> None:
+        if self.fmt == "text" and self.label == "O":
+            self.write(gap)
+        elif self.fmt in ("text", "json", "jsonl") and self.label != "O":
+            self.pending.append(gap)
+
+    def _token(self, t: TaggedToken) -> None:
+        if self.fmt == "conll":
+            tag = "O" if t.label == "O" else ("I-" if self.prev == t.label else "B-") + t.label
+            self.write(f"{t.text} {tag}\n")
+            self.prev = t.label
+            return
+        inside = self.label != "O" and t.label == self.label
+        if not inside:
+            self._end_run()
+            self.label = t.label
+        if self.fmt == "text":
+            if inside:
+                self.write("".join(self.pending))
+            elif t.label != "O":
+                self.write("[")
+            self.write(t.text)
+        else:
+            self._json_item(self.tokens, "n_tokens",
+                            {"text": t.text, "start": t.start, "end": t.end, "label": t.label, "p": t.p})
+            if inside:
+                self.run[1], self.run[2] = t.end, self.run[2] + self.pending + [t.text]
+            elif t.label != "O":
+                self.run = [t.start, t.end, [t.text]]
+        self.pending = []
+
+    def _end_run(self) -> None:
+        """Close the open run: "]LABEL" and the gap after it (text), its span (json)."""
+        if self.label != "O":
+            if self.fmt == "text":
+                self.write(f"]{self.label}" + "".join(self.pending))
+            elif self.fmt in ("json", "jsonl"):
+                start, end, parts = self.run
+                self._json_item(self.spans, "n_spans", {"label": self.label, "start": start, "end": end,
+                                                        "text": "".join(parts)})
+        self.label, self.pending = "O", []
+
+    def end(self) -> None:
+        self._end_run()
+        if self.fmt not in ("json", "jsonl"):
+            return
+        d = self.depth
+        self.write('"' + self._sep(d + 1) + '"tokens": [')
+        self._copy(self.tokens, self.n_tokens, d + 2)
+        self.write("]" + self._sep(d + 1) + '"spans": [')
+        self._copy(self.spans, self.n_spans, d + 2)
+        self.write("]" + self._open(d) + "}")
+
+    # json layout: the separators and indentation json.dumps(..., indent=1 or None) uses
+    def _open(self, depth: int) -> str:
+        return "\n" + " " * depth if self.indent else ""
+
+    def _sep(self, depth: int) -> str:
+        return ",\n" + " " * depth if self.indent else ", "
+
+    def _json_item(self, spool, counter: str, item: dict) -> None:
+        depth = self.depth + 2
+        text = json.dumps(item, ensure_ascii=False, indent=self.indent)
+        if self.indent:
+            text = text.replace("\n", "\n" + " " * depth)
+        n = getattr(self, counter)
+        spool.write((self._sep(depth) if n else self._open(depth)) + text)
+        setattr(self, counter, n + 1)
+
+    def _copy(self, spool, n: int, depth: int) -> None:
+        spool.seek(0)
+        while chunk := spool.read(1 << 20):
+            self.write(chunk)
+        spool.close()
+        if n:
+            self.write(self._open(depth - 1))

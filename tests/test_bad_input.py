@@ -6,6 +6,7 @@ no traceback, and no output file left behind.  Text to tag, however odd, is tagg
 exit code 0.
 """
 
+import codecs
 import json
 import os
 import subprocess
@@ -391,19 +392,65 @@ def test_odd_text_is_tagged_with_exit_code_0(model_dir, text):
 
 
 def test_file_of_odd_lines_gives_one_output_per_line(tmp_path, model_dir):
-    f = write(tmp_path / "in.txt", b"\n   \n\xe9t\xe9 \xe0 Paris\r\n\xf0\x9f\x98\x80\nRome\x00Milan")  # Latin-1 bytes
+    f = write(tmp_path / "in.txt", "\n   \n\u00e9t\u00e9 \u00e0 Paris\r\n\U0001F600\nRome\x07Milan\x1b[0m".encode())
     r = run("predict", "--model", model_dir, "--file", f, "--format", "jsonl")
     assert r.exit_code == 0, (r.output, r.exception)
     docs = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(docs) == 5
+    assert [d["text"] for d in docs] == ["", "   ", "\u00e9t\u00e9 \u00e0 Paris", "\U0001F600", "Rome\x07Milan\x1b[0m"]
     assert docs[0]["tokens"] == [] and docs[1]["tokens"] == []
-    assert [t["text"] for t in docs[4]["tokens"]] == ["Rome", "Milan"]
+    assert [t["text"] for t in docs[4]["tokens"]][:2] == ["Rome", "Milan"]
     r = run("predict", "--model", model_dir, input="")  # empty stdin: nothing to tag, not an error
     assert r.exit_code == 0 and r.stdout == ""
-    # Latin-1 on stdin
-    r = run("predict", "--model", model_dir, "--format", "jsonl", input=b"caf\xe9 in Paris\r\n\x00\n")
-    assert r.exit_code == 0, (r.output, r.exception)
-    assert [json.loads(line)["text"] for line in r.stdout.splitlines()] == ["caf\ufffd in Paris", "\x00"]
+
+
+# text that is not UTF-8 is refused with its byte offset, never tagged as mangled text
+NOT_UTF8 = {
+    "latin1": ("Z\u00fcrich is nice\n".encode("latin-1"), "byte 0xfc at byte offset 1 (line 1) is not valid UTF-8"),
+    "utf16_without_bom": ("Paris\n".encode("utf-16-le"), "a NUL character at byte offset 1 (line 1)"),
+    "binary": (bytes(range(256)) * 4, "a NUL character at byte offset 0 (line 1): this is binary data"),
+    "late_latin1": (b"Paris\n" * 1000 + b"caf\xe9\n", "byte 0xe9 at byte offset 6,003 (line 1,001)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_UTF8))
+def test_text_that_is_not_utf8_is_refused_with_its_offset(tmp_path, model_dir, case):
+    raw, message = NOT_UTF8[case]
+    f = write(tmp_path / "in.txt", raw)
+    line = assert_user_error(run("predict", "--model", model_dir, "--file", f), "in.txt", message)
+    assert "--encoding" in line
+    line = assert_user_error(run("predict", "--model", model_dir, "--format", "jsonl", input=raw), "stdin", message)
+
+
+@pytest.mark.parametrize("raw, encoding", [
+    ("Z\u00fcrich is nice\n".encode("latin-1"), "latin-1"),
+    ("Z\u00fcrich is nice\n".encode("utf-16-le"), "utf-16-le"),
+    (codecs.BOM_UTF16_LE + "Z\u00fcrich is nice\n".encode("utf-16-le"), None),
+    (codecs.BOM_UTF16_BE + "Z\u00fcrich is nice\n".encode("utf-16-be"), None),
+    (codecs.BOM_UTF8 + "Z\u00fcrich is nice\n".encode(), None),
+])
+def test_a_byte_order_mark_or_encoding_gives_the_text_and_its_offsets(tmp_path, model_dir, raw, encoding):
+    f = write(tmp_path / "in.txt", raw)
+    args = ["--encoding", encoding] if encoding else []
+    r = run("predict", "--model", model_dir, "--file", f, "--format", "jsonl", *args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["text"] == "Z\u00fcrich is nice"  # no mark in the text: offsets start at the first letter
+    assert [(t["text"], t["start"]) for t in doc["tokens"]] == [("Z\u00fcrich", 0), ("is", 7), ("nice", 10)]
+
+
+def test_predict_cli_edges(tmp_path, model_dir):
+    f = write(tmp_path / "in.txt", "museums in Paris\nRome\n")
+    assert_user_error(run("predict", "--model", model_dir, "--file", f, "Paris"), "TEXT or --file, not both")
+    assert_user_error(run("predict", "--model", model_dir, "--encoding", "latin-1", "Paris"), "--encoding")
+    assert_user_error(run("predict", "--model", model_dir, "--file", f, "--encoding", "klingon"),
+                      "--encoding klingon: unknown encoding")
+    # --format json is one JSON document: an object for TEXT, an array for a file (one object a line)
+    r = run("predict", "--model", model_dir, "--format", "json", "--file", f)
+    assert r.exit_code == 0 and [d["text"] for d in json.loads(r.stdout)] == ["museums in Paris", "Rome"]
+    r = run("predict", "--model", model_dir, "--format", "json", input="")
+    assert r.exit_code == 0 and json.loads(r.stdout) == []
+    r = run("predict", "--model", model_dir, "--format", "json", "museums in Paris")
+    assert r.exit_code == 0 and json.loads(r.stdout)["text"] == "museums in Paris"
 
 
 def test_a_100000_word_line_is_tagged_in_bounded_memory_and_time(tmp_path, model_dir):

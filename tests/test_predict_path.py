@@ -10,6 +10,7 @@ short-cuts, the windows' per-distinct-token lookups against per-token ones,
 threaded inference against one thread.
 """
 
+import io
 import itertools
 import json
 import os
@@ -218,3 +219,70 @@ def test_predict_proba_in_threads_is_the_one_thread_result_bit_for_bit(casing, n
     one = predict_proba(params, ids, cas, "tanh", batch_size=64, threads=1)
     for threads in (2, 3, None):
         np.testing.assert_array_equal(predict_proba(params, ids, cas, "tanh", batch_size=64, threads=threads), one)
+
+
+# ------------------------------------------------------------------ a long line, in pieces
+
+
+def test_text_input_reading_imports_only_the_standard_library():
+    out = run_python("import sys\nimport ner_window.textio\n"
+                     "print(sorted(m for m in ('numpy', *" + repr(HEAVY) + ") if m in sys.modules))\n")
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.fixture(scope="module")
+def model64_dir(tmp_path_factory):
+    """A random float64 model: its p do not move in the 6th decimal when the batch shape does,
+    so a long line tagged in pieces can be compared with the same line tagged whole, exactly."""
+    params = init_params(len(WORDS), 6, 2, 5, n_casing=len(CASING_CLASSES), d_c=3, rng=np.random.default_rng(1),
+                         dtype=np.float64)
+    params.c[...] = 2.0  # many tokens over the threshold: runs of LOC that cross the cuts
+    meta = {"config": {"data": {"scheme": "iob2", "location_types": ["LOC"]},
+                       "model": {"task": "binary", "radius": 2, "hidden": 5, "activation": "tanh",
+                                 "dtype": "float64"}},
+            "classes": ["O", "LOC"], "threshold": 0.9}
+    path = tmp_path_factory.mktemp("predict64") / "model"
+    save_model(path, params, Vocab(WORDS), meta)
+    return path
+
+
+LONG = ("museums in Paris are amazing ,  the  Louvre\tof   Paris . 'S 1. " * 40).encode() + b"\n"
+TEXTS = LONG + b"short line in Paris\r\n\n   \n" + LONG + b" " * 300 + b"Paris\n" + LONG.rstrip(b"\n")
+
+
+@pytest.mark.parametrize("fmt", ["text", "conll", "jsonl", "json"])
+@pytest.mark.parametrize("max_chars", [7, 33, 250])
+def test_a_line_tagged_in_pieces_reads_exactly_as_tagged_whole(model64_dir, fmt, max_chars):
+    """Pieces cut after whitespace (and a piece of nothing but spaces) change nothing:
+    each token's window is the one it has in the whole line, and runs of LOC across a cut stay
+    one span.  The whole-line output is format_tagged's; json's is json.dumps of the array."""
+    from ner_window.tagger import TagWriter, format_tagged
+    from ner_window.textio import read_lines, read_pieces
+
+    tagger = Tagger.load(model64_dir)
+    texts = list(read_lines(io.BytesIO(TEXTS)))
+    whole = tagger.tag_many(texts)
+    if fmt == "json":
+        expected = json.dumps([t.to_dict() for t in whole], ensure_ascii=False, indent=1) + "\n"
+    else:
+        expected = "".join(format_tagged(t, fmt) + "\n" for t in whole)
+    assert any(" " in s.text and s.label == "LOC" for t in whole for s in t.spans)  # runs of several tokens
+    pieces = list(read_pieces(io.BytesIO(TEXTS), max_chars=max_chars))
+    assert sum(not p.last for p in pieces) > 10
+    out: list[str] = []
+    writer = TagWriter(out.append, fmt, array=True)
+    for item in tagger.tag_pieces(pieces, chunk_tokens=100):
+        writer.add(item)
+    writer.close()
+    assert "".join(out) == expected
+
+
+def test_a_word_longer_than_a_piece_is_cut_and_tagged(model64_dir):
+    from ner_window.textio import read_pieces
+
+    line = "in " + "x" * 500 + " Paris"
+    items = list(Tagger.load(model64_dir).tag_pieces(read_pieces(io.BytesIO(line.encode()), max_chars=64)))
+    tokens = [t for item in items for t in item.tokens]
+    assert "".join(item.piece.text for item in items) == line
+    assert [t.text for t in tokens] == ["in", *["x" * 64] * 7, "x" * 52, "Paris"]  # 500 = 7 x 64 + 52
+    assert all(line[t.start:t.end] == t.text for t in tokens)
