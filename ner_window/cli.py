@@ -149,12 +149,17 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
     # the run (measured on 1M tokens), so it runs less often here.
     gc.set_threshold(100_000, 10, 10)
     with line_writer() as out:
-        writer = TagWriter(out.write, fmt, array=not text)
         try:
-            items = tagger.tag_many([" ".join(text)]) if text else tagger.tag_pieces(read_pieces(file or "-", encoding))
-            for item in items:
-                writer.add(item)
-            writer.close()
+            if text or fmt == "json":
+                writer = TagWriter(out.write, fmt, array=not text)
+                items = tagger.tag_many([" ".join(text)]) if text else tagger.tag_pieces(read_pieces(file or "-", encoding))
+                for item in items:
+                    writer.add(item)
+                writer.close()
+            else:  # a stream: tokenize -> ids -> score -> write over chunks of lines (pipeline.py)
+                from .pipeline import LinePipeline
+
+                LinePipeline(tagger, fmt).run_pieces(read_pieces(file or "-", encoding), out.write)
         except Signalled as e:
             e.done = f"{out.lines:,} complete lines written to {out.name}"
             raise

@@ -42,6 +42,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .decision import decide, p_location
+from .tagger import TagWriter
+from .textio import Piece
 from .tokenize import _SEPARATOR, _TOKEN
 from .vocab import Vocab
 from .windows import casing_class
@@ -260,14 +262,30 @@ def _int_strings(a: np.ndarray) -> list[str]:
     return list(map(str, a.tolist()))
 
 
-_p_repr = _Cache(lambda q: repr(q / 1e6))  # micro-units -> repr(round(p, 6)), as json.dumps writes it
+def _decimal_tables() -> tuple[np.ndarray, ...]:
+    """Pieces of repr(q / 10⁶) for q = 0 ... 10⁶ (see _p_strings)."""
+    three = [f"{i:03d}" for i in range(1000)]
+    head = np.array(["0." + t for t in three], dtype=object)  # q = hi·1000 + lo, lo > 0: head[hi] + tail[lo]
+    tail = np.array([t.rstrip("0") for t in three], dtype=object)
+    whole = np.array(["0." + (t.rstrip("0") or "0") for t in three], dtype=object)  # lo = 0: "0.5", "0.0"
+    small = np.array([repr(q / 1e6) for q in range(100)], dtype=object)  # below 10⁻⁴ repr has an exponent: 5e-05
+    return head, tail, whole, small
+
+
+_DECIMALS = _decimal_tables()
 
 
 def _p_strings(p_loc: np.ndarray) -> list[str]:
-    """repr(round(p, 6)) for each p: rint(p·10⁶)/10⁶ is round(p, 6) for float32 p (tests/test_predict_path.py)."""
-    _p_repr.trim()
+    """repr(round(p, 6)) for each p, as json.dumps writes the tagger's rounded p.  q = rint(p·10⁶) is
+    round(p, 6)·10⁶ for float32 p (tests/test_predict_path.py), so the string is repr(q / 10⁶),
+    assembled from tables (tests/test_scale.py checks every q)."""
+    head, tail, whole, small = _DECIMALS
     q = np.rint(p_loc.astype(np.float64) * 1e6).astype(np.int64)
-    return list(map(_p_repr.__getitem__, q.tolist()))
+    hi, lo = np.divmod(np.minimum(q, 999_999), 1000)
+    out = np.where(lo > 0, head[hi] + tail[lo], whole[hi])
+    out[q < 100] = small[q[q < 100]]
+    out[q >= 1_000_000] = "1.0"
+    return out.tolist()
 
 
 def spans(chunk: Chunk, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -384,10 +402,18 @@ class LinePipeline:
 
     def tag_chunk(self, lines: Sequence[str]) -> str:
         """The output for ``lines`` (no line breaks in them), each line's output ending in a line break."""
+        chunk, ids = self._prepare(lines)
+        return self._format(chunk, *self._score(chunk, ids))
+
+    def _prepare(self, lines: Sequence[str]) -> tuple[Chunk, tuple[np.ndarray, np.ndarray]]:
         chunk = self.tokenize(lines)
-        word_ids, casing_ids = self.encode(chunk)
-        s = self.tagger.scorer.scores_lines(word_ids, casing_ids, chunk.lengths)
-        labels, p_loc = label(self.tagger, s, chunk.lengths)
+        return chunk, self.encode(chunk)
+
+    def _score(self, chunk: Chunk, ids: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        s = self.tagger.scorer.scores_lines(*ids, chunk.lengths)
+        return label(self.tagger, s, chunk.lengths)
+
+    def _format(self, chunk: Chunk, labels: np.ndarray, p_loc: np.ndarray) -> str:
         classes = self.tagger.classes
         if self.fmt == "text":
             return format_text(chunk, labels, classes)
@@ -395,17 +421,95 @@ class LinePipeline:
             return format_conll(chunk, labels, classes)
         return format_jsonl(chunk, labels, p_loc, classes)
 
-    def run(self, lines: Iterable[str], write: Callable[[str], object], max_chars: int = CHUNK_CHARS) -> Counts:
-        """Tag every line of ``lines`` (line breaks stripped), writing each chunk's output."""
+    def run(self, lines: Iterable[str], write: Callable[[str], object], max_chars: int = CHUNK_CHARS,
+            overlap: bool = True) -> Counts:
+        """Tag every line of ``lines`` (``\r\n`` stripped, as Tagger.tag_lines does); see run_pieces."""
+        return self.run_pieces((Piece(line.rstrip("\r\n"), 0, True) for line in lines), write, max_chars, overlap)
+
+    def run_pieces(self, pieces: Iterable[Piece], write: Callable[[str], object], max_chars: int = CHUNK_CHARS,
+                   overlap: bool = True) -> Counts:
+        """Tag the lines of textio.read_pieces in order, writing each chunk's output as it is done.
+
+        Whole lines go in chunks of about ``max_chars`` characters; a line that came in pieces
+        (longer than textio.MAX_PIECE_CHARS) goes through Tagger.tag_pieces and TagWriter, which
+        write it exactly as it would be whole, in memory bounded by the pieces.
+        overlap: score each chunk in a second thread while this one tokenizes the next chunk and
+        writes the last (numpy releases the GIL while it scores: up to two cores for one process).
+        """
         counts = Counts()
-        for chunk_lines in line_chunks(lines, max_chars):
-            write(self.tag_chunk(chunk_lines))
-            counts.lines += len(chunk_lines)
+        pool = None
+        if overlap:
+            from concurrent.futures import ThreadPoolExecutor  # lazy: a sentence needs no thread
+
+            pool = ThreadPoolExecutor(1, thread_name_prefix="ner-window-score")
+        pending = None  # (chunk, its scores or their future): written once the next chunk is prepared
+        try:
+            for unit in _units(pieces, max_chars):
+                if isinstance(unit, list):
+                    chunk, ids = self._prepare(unit)
+                    scored = pool.submit(self._score, chunk, ids) if pool else self._score(chunk, ids)
+                    counts.lines, counts.tokens = counts.lines + len(chunk.lines), counts.tokens + len(chunk.tokens)
+                    if pending is not None:
+                        write(self._format(pending[0], *_result(pending[1])))
+                    pending = (chunk, scored)
+                    continue
+                if pending is not None:  # the scorer is used by one thread at a time
+                    write(self._format(pending[0], *_result(pending[1])))
+                    pending = None
+                writer = TagWriter(write, self.fmt)
+                for item in self.tagger.tag_pieces(unit):
+                    writer.add(item)
+                    counts.tokens += len(item.tokens)
+                counts.lines += 1
+            if pending is not None:
+                write(self._format(pending[0], *_result(pending[1])))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         return counts
 
 
+def _result(scored):
+    """The scores of a chunk: a future's result, or the scores themselves."""
+    return scored.result() if hasattr(scored, "result") else scored
+
+
+def _units(pieces: Iterable[Piece], max_chars: int) -> Iterator[list[str] | Iterator[Piece]]:
+    """Lists of whole lines of about ``max_chars`` characters, and for a line that came in pieces
+    an iterator over its pieces (the caller reads it to the end before asking for more)."""
+    pieces = iter(pieces)
+    batch: list[str] = []
+    size = 0
+    for piece in pieces:
+        if piece.start == 0 and piece.last:
+            batch.append(piece.text)
+            size += len(piece.text) + 1
+            if size >= max_chars:
+                yield batch
+                batch, size = [], 0
+            continue
+        if batch:
+            yield batch
+            batch, size = [], 0
+        yield _rest_of_line(piece, pieces)
+    if batch:
+        yield batch
+
+
+def _rest_of_line(first: Piece, pieces: Iterator[Piece]) -> Iterator[Piece]:
+    """``first`` and the pieces after it, up to the one that ends its line."""
+    piece = first
+    while True:
+        yield piece
+        if piece.last:
+            return
+        piece = next(pieces, None)
+        if piece is None:
+            return
+
+
 def line_chunks(lines: Iterable[str], max_chars: int = CHUNK_CHARS) -> Iterator[list[str]]:
-    """Lists of lines, ``\\r\\n`` stripped as Tagger.tag_lines does, each about ``max_chars`` characters
+    """Lists of lines, ``\r\n`` stripped as Tagger.tag_lines does, each about ``max_chars`` characters
     (a longer line is a list of its own); pulls lines only as it needs them."""
     batch: list[str] = []
     size = 0
