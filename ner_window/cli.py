@@ -165,6 +165,48 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
             raise
 
 
+# --- tag ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the parts, job.json and manifest.json (created; a rerun continues it).")
+@click.option("--model", "model_dir", type=click.Path(), help="Model or run directory [$NER_WINDOW_MODEL or runs/latest].")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "conll", "text"]), default="jsonl", show_default=True)
+@click.option("--workers", type=click.IntRange(1, 1024), default=None,
+              help="Tag on a local Dask cluster of N processes [one process, no Dask].")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Tag on a running Dask cluster (`dask scheduler`, `dask worker ADDRESS` on each machine).")
+@click.option("--partition-mb", type=click.FloatRange(0.001, None), default=64.0, show_default=True,
+              help="Cut each input into byte ranges of about this size (each ends after a line).")
+@click.option("--encoding", default=None, metavar="CODEC", help="Encoding of the inputs [byte-order mark, else UTF-8].")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Tag LOC where P(location) >= this [the model's]; binary models only.")
+def tag(inputs, out_dir, model_dir, fmt, workers, scheduler, partition_mb, encoding, threshold) -> None:
+    """Tag every line of INPUT files or globs into --out DIR, one part file per partition."""
+    from .corpus_tag import run
+    from .files import Signalled
+
+    err = sys.stderr
+    tty = err.isatty()
+
+    def progress(line: str) -> None:
+        err.write(line if tty else line + "\n")
+        err.flush()
+
+    try:
+        summary = run(inputs, out_dir, model=model_dir, fmt=fmt, threshold=threshold, encoding=encoding,
+                      partition_bytes=int(partition_mb * 2**20), workers=workers, scheduler=scheduler,
+                      progress=progress, tty=tty)
+    except Signalled as e:
+        e.done = f"the finished parts stay in {out_dir}; run the same command again to continue"
+        raise
+    rate = f", {summary.tagged_tokens / summary.seconds / 1e3:,.0f}k tokens/s" if summary.tagged_tokens else ""
+    click.echo(f"{summary.parts:,} parts ({summary.skipped:,} finished before), {summary.lines:,} lines, "
+               f"{summary.tokens:,} tokens: {summary.seconds:.1f} s{rate} -> {os.path.join(out_dir, 'manifest.json')}")
+
+
 # --- gradcheck -----------------------------------------------------------------------
 
 

@@ -3,16 +3,16 @@
 API for other modules:
 
     LinePipeline(tagger, fmt)           fmt: "text", "conll" or "jsonl"
-      .tag_chunk(lines) -> str          the output of a list of lines (each without its line break)
-      .run(lines, write) -> Counts      every line of an iterable, chunk by chunk; write(str) per chunk
-    line_chunks(lines, max_chars)       lists of lines (line breaks stripped) of about max_chars characters
-    tokenize_chunk(lines) -> Chunk      tokenize.token_spans for every line at once
-    encode(vocab, chunk) -> (word_ids, casing_ids)        tokens -> ids (one function: a per-sentence
-                                                         feature such as a gazetteer would go here)
-    label(tagger, s, lengths) -> (labels, p_location)    scores -> labels (a sentence model decoding each
-                                                         line's tag scores by Viterbi would replace this)
+      .run_pieces(pieces, write)        the lines of textio.read_pieces, chunk by chunk: write(str) per chunk
+      .run(lines, write) -> Counts      the same for an iterable of lines
+      .tag_chunk(lines) -> str          the output for a list of lines (no line breaks in them)
+    ChunkTokenizer()(lines) -> Chunk    tokenize.token_spans for every line at once
+    Encoder(vocab, n_casing)(chunk) -> (word_ids, casing_ids)   tokens -> ids: the one place a
+                                        per-sentence token feature (a gazetteer class) would go
+    label(tagger, s, lengths) -> (labels, p_location)          scores -> labels: the one place a
+                                        sentence model's decoder (Viterbi over each line) would go
 
-What it writes is, line for line, ``format_tagged(tagger.tag(line), fmt)`` (tests/test_scale.py
+What it writes is, line for line, ``format_tagged(tagger.tag(line), fmt)`` (tests/test_line_pipeline.py
 checks it on the bundled corpus): the same tokens, offsets, labels and probabilities, but
 no Python object per token.  A chunk of lines is one string; each step works on the
 whole chunk:
@@ -278,7 +278,7 @@ _DECIMALS = _decimal_tables()
 def _p_strings(p_loc: np.ndarray) -> list[str]:
     """repr(round(p, 6)) for each p, as json.dumps writes the tagger's rounded p.  q = rint(p·10⁶) is
     round(p, 6)·10⁶ for float32 p (tests/test_predict_path.py), so the string is repr(q / 10⁶),
-    assembled from tables (tests/test_scale.py checks every q)."""
+    assembled from tables (tests/test_line_pipeline.py checks every q)."""
     head, tail, whole, small = _DECIMALS
     q = np.rint(p_loc.astype(np.float64) * 1e6).astype(np.int64)
     hi, lo = np.divmod(np.minimum(q, 999_999), 1000)

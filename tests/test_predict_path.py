@@ -32,8 +32,10 @@ from ner_window.windows import CASING_CLASSES, casing_class, make_windows
 
 HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba", "spacy", "thinc", "onnx", "onnxruntime",
          # the serve and dev extras
-         "starlette", "uvicorn", "httptools", "uvloop", "orjson", "anyio", "httpx", "httpx2", "selenium", "pytest")
-EXTRAS = ("spacy", "thinc", "onnx", "onnxruntime")  # the spacy and onnx extras
+         "starlette", "uvicorn", "httptools", "uvloop", "orjson", "anyio", "httpx", "httpx2", "selenium", "pytest",
+         # the scale extra (dask[distributed])
+         "dask", "distributed", "tornado", "cloudpickle", "msgpack", "toolz")
+EXTRAS = ("spacy", "thinc", "onnx", "onnxruntime", "dask", "distributed")  # the spacy, onnx and scale extras
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [*SPECIALS, "museums", "in", "paris", "are", "amazing", "the", "of", ",", "."]
 
@@ -89,6 +91,16 @@ def test_the_predict_command_imports_no_heavy_module(model_dir):
     out, loaded = run_cli(["predict", "--model", str(model_dir), "museums in Paris are amazing"], HEAVY)
     assert out.returncode == 0, out.stderr
     assert "museums in" in out.stdout
+    assert loaded == "LOADED []"
+
+
+def test_predict_file_imports_no_heavy_module(model_dir, tmp_path):
+    """The streaming pipeline (pipeline.py, slots.py) that --file runs through is on the light path too."""
+    path = tmp_path / "in.txt"
+    path.write_text("museums in Paris are amazing\n" * 100, encoding="utf-8")
+    out, loaded = run_cli(["predict", "--model", str(model_dir), "--file", str(path), "--format", "jsonl"], HEAVY)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count('{"text": "museums in Paris are amazing", "tokens"') == 100
     assert loaded == "LOADED []"
 
 
