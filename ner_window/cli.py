@@ -132,7 +132,7 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
     from .errors import DataError
     from .files import Signalled, line_writer
     from .tagger import TagWriter, Tagger
-    from .textio import read_pieces
+    from .textio import read_blocks, read_pieces
 
     if text and file:
         raise DataError(f"give TEXT or --file, not both (--file {file} and {len(text)} word(s) of TEXT)")
@@ -159,7 +159,7 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
             else:  # a stream: tokenize -> ids -> score -> write over chunks of lines (pipeline.py)
                 from .pipeline import LinePipeline
 
-                LinePipeline(tagger, fmt).run_pieces(read_pieces(file or "-", encoding), out.write)
+                LinePipeline(tagger, fmt).run_pieces(read_blocks(file or "-", encoding), out.write)
         except Signalled as e:
             e.done = f"{out.lines:,} complete lines written to {out.name}"
             raise

@@ -54,7 +54,7 @@ from .errors import DataError, MissingExtraError
 from .files import line_writer, write_text_atomic
 from .pipeline import LinePipeline
 from .tagger import Tagger, default_model_path
-from .textio import BOMS, read_pieces
+from .textio import BOMS, read_blocks
 
 JOB_VERSION = 1
 PARTITION_BYTES = 64 << 20
@@ -229,7 +229,7 @@ def tag_partition(part: Partition, job: Job) -> dict:
             size += len(data)
             out.write(text)
 
-        counts = pipe.run_pieces(read_pieces(source, job.encoding), write, overlap=job.overlap)
+        counts = pipe.run_pieces(read_blocks(source, job.encoding), write, overlap=job.overlap)
     record = {"part": part.index, "file": part.name, "input": part.path, "start": part.start, "end": part.end,
               "lines": counts.lines, "tokens": counts.tokens, "bytes": size, "sha256": digest.hexdigest(),
               "seconds": round(time.perf_counter() - t0, 3), "worker": f"{socket.gethostname()}:{os.getpid()}"}
@@ -504,7 +504,7 @@ def _tag_bag_parts(parts: list[Partition], job: Job) -> list[str]:
     out: list[str] = []
     for part in parts:
         with _Range(part.path, part.start, part.end) as source:
-            out += _tagged_lines(_pipeline(job), read_pieces(source, job.encoding), job.fmt)
+            out += _tagged_lines(_pipeline(job), read_blocks(source, job.encoding), job.fmt)
     return out
 
 

@@ -3,7 +3,7 @@
 API for other modules:
 
     LinePipeline(tagger, fmt)           fmt: "text", "conll" or "jsonl"
-      .run_pieces(pieces, write)        the lines of textio.read_pieces, chunk by chunk: write(str) per chunk
+      .run_pieces(items, write)         the lines of textio.read_blocks, chunk by chunk: write(str) per chunk
       .run(lines, write) -> Counts      the same for an iterable of lines
       .tag_chunk(lines) -> str          the output for a list of lines (no line breaks in them)
     ChunkTokenizer()(lines) -> Chunk    tokenize.token_spans for every line at once
@@ -34,6 +34,8 @@ Memory is bounded by the chunk (``CHUNK_CHARS``), the dictionaries (emptied past
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -132,8 +134,9 @@ def _array(values: Iterable, dtype) -> np.ndarray:
     return np.fromiter(values, dtype, len(values))
 
 
-def _runs(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The runs of non-separator characters of ``text`` (tokenize's _RUN), their offsets and sizes."""
+def _runs(text: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of non-separator characters of ``text`` (tokenize's _RUN), their offsets and sizes,
+    and the text's code points."""
     if text.isascii():
         cp = np.frombuffer(text.encode("ascii"), np.uint8)
     else:
@@ -145,7 +148,23 @@ def _runs(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     runs = split_text.split()  # the same runs: str.split() splits at exactly the str.isspace() characters
     if len(runs) != len(start):  # cannot happen while separator_table() is _SEPARATOR; cut by offset then
         runs = [text[a:b] for a, b in zip(start.tolist(), (start + size).tolist())]
-    return runs, start, size
+    return runs, start, size, cp
+
+
+_space_table: np.ndarray | None = None
+
+
+def _before(cp: np.ndarray, pos: np.ndarray, line_start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What precedes each run at ``pos`` as the tokenizer's look-behinds and ^ see it -- 0 the start of
+    its line, 1 "\n", 2 other white space, 3 another separator -- and each run's offset in its line."""
+    global _space_table
+    if _space_table is None:
+        _space_table = np.zeros(65536, bool)
+        _space_table[[c for c in range(0x3001) if chr(c).isspace()]] = True
+    rel = pos - line_start
+    prev = cp[np.maximum(pos - 1, 0)].astype(np.int64)  # a separator: always in the BMP
+    kind = np.where(prev == 10, 1, np.where(np.take(_space_table, prev, mode="clip"), 2, 3))
+    return np.where(rel == 0, 0, kind), rel
 
 
 def _split_run(line: str, pos: int, end: int) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:
@@ -172,46 +191,45 @@ class ChunkTokenizer:
         text = "\n".join(lines)
         lens = _array(map(len, lines), np.int64) + 1
         line_start = np.cumsum(lens) - lens
-        runs, run_start, run_size = _runs(text)
+        runs, run_start, run_size, cp = _runs(text)
         run_line = np.searchsorted(line_start, run_start, side="right") - 1
         plain = (run_size == 1) | _array(map(str.isalpha, runs), bool)  # token_spans' fast path: one token
         if plain.all():
             tokens, start, size, tok_line = runs, run_start, run_size, run_line
         else:
-            tokens, start, size, tok_line = self._split_runs(lines, line_start, runs, run_start, run_size,
-                                                             run_line, plain)
+            cut = np.flatnonzero(~plain)
+            tokens, start, size, tok_line = self._split_runs(lines, runs, run_start, run_size, run_line, cut,
+                                                             _before(cp, run_start[cut], line_start[run_line[cut]]))
         lengths = np.bincount(tok_line, minlength=len(lines)).astype(np.int64)
         return Chunk(lines, text, line_start, tokens, start, size, lengths)
 
-    def _split_runs(self, lines, line_start, runs, run_start, run_size, run_line, plain):
-        """Tokens, offsets and lines when some runs hold several tokens ("Paris," -> Paris | ,)."""
+    def _split_runs(self, lines, runs, run_start, run_size, run_line, cut, before):
+        """Tokens, offsets, sizes and lines when the runs ``cut`` may hold several tokens ("Paris," ->
+        Paris | ,).  A run's tokens depend on itself, on what comes before it (``before``), and after a
+        final "." on the text after it (No. 5, M. Waugh, "1. "): those runs are not cached."""
         if len(self.split) > MAX_CACHED:
             self.split.clear()
-        counts = np.ones(len(runs), np.int64)
         tokens: list[str] = []
         offsets: list[int] = []
         sizes: list[int] = []
+        n_split: list[int] = []
         prev = 0
-        cut = np.flatnonzero(~plain)
-        for i, pos, j in zip(cut.tolist(), run_start[cut].tolist(), run_line[cut].tolist()):
-            run, line = runs[i], lines[j]
-            rel = pos - int(line_start[j])
-            # what a run's tokens depend on besides itself: the character before it (the look-behinds
-            # and ^ see a line start, "\n", other white space or another separator), and after a
-            # final "." the text after it (No. 5, M. Waugh, "1. ") -- those runs are not cached
-            before = 0 if rel == 0 else 1 if line[rel - 1] == "\n" else 2 if line[rel - 1].isspace() else 3
-            key = (run, before)
-            got = self.split.get(key)
+        kinds, rel = before
+        for i, r, b, j in zip(cut.tolist(), rel.tolist(), kinds.tolist(), run_line[cut].tolist()):
+            run = runs[i]
+            got = self.split.get((run, b))
             if got is None:
-                got = _split_run(line, rel, rel + len(run))
-                if not run.endswith("."):
-                    self.split[key] = got
+                got = _split_run(lines[j], r, r + len(run))
+                if run[-1] != ".":
+                    self.split[(run, b)] = got
             tokens += runs[prev:i]
             tokens += got[0]
             offsets += got[1]
             sizes += got[2]
-            counts[i] = len(got[0])
+            n_split.append(len(got[0]))
             prev = i + 1
+        counts = np.ones(len(runs), np.int64)
+        counts[cut] = n_split
         tokens += runs[prev:]
         first = np.cumsum(counts) - counts  # index of each run's first token
         start, size = np.repeat(run_start, counts), np.repeat(run_size, counts)
@@ -426,9 +444,9 @@ class LinePipeline:
         """Tag every line of ``lines`` (``\r\n`` stripped, as Tagger.tag_lines does); see run_pieces."""
         return self.run_pieces((Piece(line.rstrip("\r\n"), 0, True) for line in lines), write, max_chars, overlap)
 
-    def run_pieces(self, pieces: Iterable[Piece], write: Callable[[str], object], max_chars: int = CHUNK_CHARS,
-                   overlap: bool = True) -> Counts:
-        """Tag the lines of textio.read_pieces in order, writing each chunk's output as it is done.
+    def run_pieces(self, pieces: Iterable[Piece | list[str]], write: Callable[[str], object],
+                   max_chars: int = CHUNK_CHARS, overlap: bool = True) -> Counts:
+        """Tag the lines of textio.read_blocks (or read_pieces) in order, writing each chunk's output as it is done.
 
         Whole lines go in chunks of about ``max_chars`` characters; a line that came in pieces
         (longer than textio.MAX_PIECE_CHARS) goes through Tagger.tag_pieces and TagWriter, which
@@ -474,16 +492,31 @@ def _result(scored):
     return scored.result() if hasattr(scored, "result") else scored
 
 
-def _units(pieces: Iterable[Piece], max_chars: int) -> Iterator[list[str] | Iterator[Piece]]:
+def _units(items: Iterable[Piece | list[str]], max_chars: int) -> Iterator[list[str] | Iterator[Piece]]:
     """Lists of whole lines of about ``max_chars`` characters, and for a line that came in pieces
-    an iterator over its pieces (the caller reads it to the end before asking for more)."""
-    pieces = iter(pieces)
+    an iterator over its pieces (the caller reads it to the end before asking for more).
+    ``items``: textio.read_pieces' Pieces or read_blocks' lists of whole lines and Pieces."""
+    items = iter(items)
     batch: list[str] = []
     size = 0
-    for piece in pieces:
-        if piece.start == 0 and piece.last:
-            batch.append(piece.text)
-            size += len(piece.text) + 1
+    for item in items:
+        if isinstance(item, list):  # whole lines: cut where the characters so far reach max_chars
+            cum = list(itertools.accumulate(map(len, item)))
+            first = 0
+            while first < len(item):
+                base = cum[first - 1] if first else 0
+                i = bisect.bisect_left(cum, max_chars - size + base, lo=first)
+                if i >= len(item):
+                    break
+                yield batch + item[first:i + 1]
+                batch, size, first = [], 0, i + 1
+            if first < len(item):
+                batch += item[first:]
+                size += cum[-1] - (cum[first - 1] if first else 0)
+            continue
+        if item.start == 0 and item.last:
+            batch.append(item.text)
+            size += len(item.text) + 1
             if size >= max_chars:
                 yield batch
                 batch, size = [], 0
@@ -491,7 +524,7 @@ def _units(pieces: Iterable[Piece], max_chars: int) -> Iterator[list[str] | Iter
         if batch:
             yield batch
             batch, size = [], 0
-        yield _rest_of_line(piece, pieces)
+        yield _rest_of_line(item, items)
     if batch:
         yield batch
 

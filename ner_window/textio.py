@@ -12,6 +12,10 @@ API for other engineers (these names are stable):
         character (so no token of the tokenizer is cut), the last with ``last=True``.
         Joining a line's pieces gives the line.  A run of more than ``max_chars`` characters
         without whitespace is cut where it reaches the limit.
+    read_blocks(source, encoding=None, max_chars=None) -> Iterator[list[str] | Piece]
+        the same lines as read_pieces, a list of whole lines per block read instead of a Piece
+        per line (a line over ``max_chars`` still comes as Pieces): for callers that work on many
+        lines at once (pipeline.py), without a Python object per line.
     Piece(text, start, last)     text; character offset of text in its line; ends the line?
     source_name(source) -> str   the name errors use: the path, or "stdin"
 
@@ -88,6 +92,21 @@ def read_pieces(source, encoding: str | None = None, max_chars: int | None = Non
     stream, close = _open(source, name)
     try:
         yield from _pieces(_Decoder(stream, name, encoding), max_chars)
+    finally:
+        if close:
+            stream.close()
+
+
+def read_blocks(source, encoding: str | None = None, max_chars: int | None = None) -> Iterator[list[str] | Piece]:
+    """The lines of read_pieces(source, encoding, max_chars) in order: each run of lines that fit in
+    one piece as a list of their texts, each piece of a longer line as its Piece."""
+    max_chars = MAX_PIECE_CHARS if max_chars is None else max_chars
+    if max_chars < 2:
+        raise ValueError(f"max_chars must be at least 2, got {max_chars}")
+    name = source_name(source)
+    stream, close = _open(source, name)
+    try:
+        yield from _blocks(_Decoder(stream, name, encoding), max_chars)
     finally:
         if close:
             stream.close()
@@ -208,6 +227,55 @@ def _pieces(decoder: _Decoder, max_chars: int) -> Iterator[Piece]:
     if buf or start:
         yield Piece(buf[:-1] if buf.endswith("\r") else buf, start, True)
         decoder.line_done()
+
+
+def _blocks(decoder: _Decoder, max_chars: int) -> Iterator[list[str] | Piece]:
+    """_pieces, with the whole lines of each decoded block handed out as one list."""
+    buf, start = "", 0
+    for text in decoder.blocks():
+        text = buf + text
+        lines = text.split("\n")
+        buf = lines.pop()
+        if "\r" in text:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if start or (lines and max(map(len, lines)) > max_chars):  # a long line among them: one by one
+            yield from _blocks_of(lines, start, decoder, max_chars)
+        elif lines:
+            decoder.lines += len(lines)
+            yield lines
+        if lines:  # the line that ``start`` belonged to has ended
+            start = 0
+        while len(buf) > max_chars:  # its last character stays: it may be a \r before the next block's \n
+            cut = _cut(buf, max_chars)
+            yield Piece(buf[:cut], start, False)
+            buf, start = buf[cut:], start + cut
+    if buf or start:
+        line = buf[:-1] if buf.endswith("\r") else buf
+        decoder.line_done()
+        yield Piece(line, start, True) if start or len(line) > max_chars else [line]
+
+
+def _blocks_of(lines: list[str], start: int, decoder: _Decoder, max_chars: int) -> Iterator[list[str] | Piece]:
+    """Lines one block holds, the first continuing a long line when ``start`` > 0: runs of whole lines
+    as lists, a long line's pieces as Pieces (cut as _pieces cuts them)."""
+    whole: list[str] = []
+    for line in lines:
+        if not start and len(line) <= max_chars:
+            whole.append(line)
+            decoder.line_done()
+            continue
+        if whole:
+            yield whole
+            whole = []
+        while len(line) > max_chars:
+            cut = _cut(line, max_chars)
+            yield Piece(line[:cut], start, False)
+            line, start = line[cut:], start + cut
+        decoder.line_done()
+        yield Piece(line, start, True)
+        start = 0
+    if whole:
+        yield whole
 
 
 def _cut(text: str, max_chars: int) -> int:

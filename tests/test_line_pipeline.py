@@ -156,3 +156,38 @@ def test_predict_file_writes_what_the_per_line_path_writes(tiny_model_dir, tmp_p
                                       "--format", fmt])
     assert result.exit_code == 0, result.output
     assert result.output == reference(Tagger.load(tiny_model_dir), lines, fmt)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", " ", "\n", "\r", "\r\n", "é", "Paris ", "\t", "x" * 30]), max_size=60)
+       .map("".join), st.integers(2, 40), st.integers(1, 50))
+def test_read_blocks_gives_read_pieces_lines(text, max_chars, block_bytes):
+    """textio.read_blocks: the same lines and pieces as read_pieces, whole lines grouped in lists."""
+    import io
+
+    from ner_window import textio
+    from ner_window.textio import Piece, read_blocks
+
+    old, textio.BLOCK_BYTES = textio.BLOCK_BYTES, block_bytes
+    try:
+        data = text.encode("utf-8")
+        flat = []
+        for item in read_blocks(io.BytesIO(data), max_chars=max_chars):
+            flat += [Piece(t, 0, True) for t in item] if isinstance(item, list) else [item]
+        assert flat == list(read_pieces(io.BytesIO(data), max_chars=max_chars))
+    finally:
+        textio.BLOCK_BYTES = old
+
+
+def test_read_blocks_names_the_line_of_a_bad_byte_as_read_pieces_does(tmp_path):
+    from ner_window.errors import DataError
+    from ner_window.textio import read_blocks
+
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"Paris\n" * 5 + b"caf\xe9\n")
+    messages = []
+    for reader in (read_blocks, read_pieces):
+        with pytest.raises(DataError) as e:
+            list(reader(path))
+        messages.append(str(e.value))
+    assert messages[0] == messages[1] and "(line 6)" in messages[0]
