@@ -43,6 +43,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -232,7 +233,8 @@ def tag_partition(part: Partition, job: Job) -> dict:
         counts = pipe.run_pieces(read_blocks(source, job.encoding), write, overlap=job.overlap)
     record = {"part": part.index, "file": part.name, "input": part.path, "start": part.start, "end": part.end,
               "lines": counts.lines, "tokens": counts.tokens, "bytes": size, "sha256": digest.hexdigest(),
-              "seconds": round(time.perf_counter() - t0, 3), "worker": f"{socket.gethostname()}:{os.getpid()}"}
+              "seconds": round(time.perf_counter() - t0, 3), "worker": f"{socket.gethostname()}:{os.getpid()}",
+              "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     write_text_atomic(parts / _record_name(part), json.dumps(record, indent=1) + "\n")
     return record
 
@@ -342,15 +344,16 @@ def run(inputs: Iterable[str], out_dir, model=None, fmt: str = "jsonl", threshol
     before = set(done)
     _remove_temporaries(out_dir)
     todo = [p for p in parts if p.index not in done]
-    report = Progress(progress, parts, done, tty)
-    t0 = time.perf_counter()
     if workers is None and scheduler is None:
+        report, t0 = Progress(progress, parts, done, tty), time.perf_counter()
         if todo:
             _pipelines[(job.model, job.fingerprint, job.threshold, job.fmt)] = LinePipeline(tagger, fmt)
         for part in todo:
             done[part.index] = report.part_done(tag_partition(part, job))
     else:
-        for record in _run_on_dask(todo, job, workers, scheduler):
+        client = _client(workers, scheduler) if todo else None  # before the clock: starting workers
+        report, t0 = Progress(progress, parts, done, tty), time.perf_counter()
+        for record in _run_on_dask(todo, job, client, workers is not None):
             done[record["part"]] = report.part_done(record)
     _remove_temporaries(out_dir)
     summary = _summary(parts, done, before, time.perf_counter() - t0)
@@ -399,15 +402,15 @@ def _client(workers: int | None, scheduler: str | None):
     return distributed.Client(cluster)
 
 
-def _run_on_dask(todo: list[Partition], job: Job, workers: int | None, scheduler: str | None) -> Iterator[dict]:
-    """Submit every partition to a Dask cluster; the records as the tasks finish.
+def _run_on_dask(todo: list[Partition], job: Job, client, own_cluster: bool) -> Iterator[dict]:
+    """Submit every partition to the cluster of ``client``; the records as the tasks finish; then
+    close the client (and the cluster when ``own_cluster``).
 
     A task's key names its part and job, so the scheduler runs it once unless its worker
     dies, when it runs it again on another (tag_partition makes that harmless)."""
     distributed = _distributed()
     if not todo:
         return
-    client = _client(workers, scheduler)
     try:
         tag = hashlib.sha256(json.dumps(asdict(job), sort_keys=True).encode()).hexdigest()[:12]
         part_of = {}
@@ -424,7 +427,7 @@ def _run_on_dask(todo: list[Partition], job: Job, workers: int | None, scheduler
     finally:
         cluster = getattr(client, "cluster", None)
         client.close()
-        if cluster is not None and workers is not None:
+        if cluster is not None and own_cluster:
             cluster.close()
 
 

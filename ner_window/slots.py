@@ -87,11 +87,14 @@ class SlotScorer:
     """s for windows of a fixed model from cached slot projections (module docstring).
 
     params: Params (E (V, d), C (K, d_c) or None, W (H, w(d + d_c)), b, u, c);
-    activation: a key of model.ACTIVATIONS; cache_bytes: the most the row cache holds.
+    activation: a key of model.ACTIVATIONS; cache_bytes: the most the row cache holds; threads:
+    how many threads score the batches of one call (rows are computed in the caller's thread).
+    One scorer is for one thread of callers at a time (its cache changes as it scores).
     """
 
-    def __init__(self, params: Params, activation: str, cache_bytes: int = DEFAULT_CACHE_BYTES):
+    def __init__(self, params: Params, activation: str, cache_bytes: int = DEFAULT_CACHE_BYTES, threads: int = 1):
         check_activation(activation)
+        self.threads, self._pool = threads, None
         self.params, self.activation = params, activation
         self.w, self.H, self.m = params.window, params.hidden, params.radius
         self.K = 1 if params.C is None else params.C.shape[0]
@@ -155,10 +158,20 @@ class SlotScorer:
     # ------------------------------------------------------------------ scores
 
     def _scores_of_rows(self, R: np.ndarray, out: np.ndarray) -> None:
-        """s into out (N, n_out) for windows whose slots hold rows R (N, w) of T, BATCH windows at a time."""
-        for start in range(0, len(R), BATCH):
-            stop = min(len(R), start + BATCH)
-            self._score_batch(R[start:stop], out[start:stop])
+        """s into out (N, n_out) for windows whose slots hold rows R (N, w) of T, BATCH windows at a time.
+
+        With ``threads`` > 1 the batches run in that many threads (T is only read here; numpy
+        releases the GIL in take, add, tanh and einsum), each batch's numbers the same."""
+        starts = range(0, len(R), BATCH)
+        if self.threads > 1 and len(starts) > 1:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor  # lazy: a sentence needs no thread
+
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ner-window-slots")
+            list(self._pool.map(lambda a: self._score_batch(R[a:a + BATCH], out[a:a + BATCH]), starts))
+            return
+        for start in starts:
+            self._score_batch(R[start:start + BATCH], out[start:start + BATCH])
 
     def _score_batch(self, R: np.ndarray, out: np.ndarray) -> None:
         w, H, dt = self.w, self.H, self.T.dtype

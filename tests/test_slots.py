@@ -101,6 +101,7 @@ def test_a_windows_score_does_not_depend_on_its_batch(casing, n_classes, activat
         got = small.scores_windows(ids[pick], None if cas is None else cas[pick])
         np.testing.assert_array_equal(got, whole[pick])
     assert small.refills > 0 and small.n_rows <= small.capacity == 64
+    np.testing.assert_array_equal(SlotScorer(params, activation, threads=3).scores_windows(ids, cas), whole)
 
 
 def test_lines_score_the_same_in_any_grouping():
