@@ -91,3 +91,14 @@ def test_the_ab_script_times_two_checkouts_side_by_side():
     lines = [line for line in out.stdout.splitlines() if "this/other time" in line]
     assert [line.split("  ")[0] for line in lines] == ["train step, frozen E", "train step, fine-tuned E",
                                                       "predict_proba, 1000 windows", f"tag_lines, {conll_counts(ROOT / 'data' / 'train.txt')[1]} tokens"]
+
+
+def test_the_scale_benchmark_runs(tiny_model_dir, tmp_path):
+    """scripts/bench_scale.py --quick: the scoring section's figures, one per implementation (a smoke test)."""
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_scale.py"), "--quick", "--only", "scoring",
+                          "--model", str(tiny_model_dir), "--workdir", str(tmp_path), "--format", "json"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    rates = json.loads(out.stdout)["scoring"]["windows_per_s"]
+    assert {"slots, 1 thread", "slots, 2 threads", "matrix product (predict_proba), 1 thread"} <= set(rates)
+    assert all(v > 0 for v in rates.values())
