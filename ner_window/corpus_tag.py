@@ -25,7 +25,7 @@ byte range, lines, tokens, bytes, sha256 of the part) the same way.  A part coun
 finished when its record is there.  So a worker killed mid-partition leaves at most a
 hidden temporary file, never a part; the scheduler runs the task again elsewhere, and
 running it twice writes the same bytes (a token's p depends on its window only: slots.py).
-A worker loads the model once and keeps it for all its tasks.
+A worker (each of its threads) loads the model once and keeps it for all its tasks.
 
 The directory.  ``DIR/job.json`` says what the parts are of (the inputs with their sizes and
 modification times, the model's fingerprint, the format, threshold, encoding and partition
@@ -45,7 +45,7 @@ import json
 import os
 import resource
 import socket
-import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,16 +202,23 @@ class _Range(io.RawIOBase):
 # ------------------------------------------------------------------ the task
 
 
-_pipelines: dict[tuple, LinePipeline] = {}  # per process: a worker loads the model once
+_loaded = threading.local()  # a worker thread loads the model once (a pipeline's caches are one thread's)
+
+
+def _pipelines() -> dict[tuple, LinePipeline]:
+    if not hasattr(_loaded, "pipelines"):
+        _loaded.pipelines = {}
+    return _loaded.pipelines
 
 
 def _pipeline(job: Job) -> LinePipeline:
     key = (job.model, job.fingerprint, job.threshold, job.fmt)
-    pipe = _pipelines.get(key)
+    pipelines = _pipelines()
+    pipe = pipelines.get(key)
     if pipe is None:
-        if len(_pipelines) >= 4:
-            _pipelines.clear()
-        pipe = _pipelines[key] = LinePipeline(Tagger.load(job.model, job.threshold), job.fmt)
+        if len(pipelines) >= 4:
+            pipelines.clear()
+        pipe = pipelines[key] = LinePipeline(Tagger.load(job.model, job.threshold), job.fmt)
     return pipe
 
 
@@ -322,7 +329,8 @@ def run(inputs: Iterable[str], out_dir, model=None, fmt: str = "jsonl", threshol
         scheduler: str | None = None, progress: Callable[[str], None] | None = None, tty: bool = False) -> Summary:
     """Tag every line of ``inputs`` (files or globs) into ``out_dir`` (module docstring), skipping the parts
     an earlier run finished.  workers: a local Dask cluster of that many processes; scheduler: the
-    address of a running Dask scheduler; neither: this process.  progress(line) is told how it goes."""
+    address of a running Dask scheduler, or a distributed.Client (left open); neither: this process.
+    progress(line) is told how it goes."""
     if fmt not in EXTENSIONS:
         raise DataError(f"--format {fmt}: tag writes {', '.join(EXTENSIONS)}")
     if workers is not None and scheduler is not None:
@@ -347,13 +355,13 @@ def run(inputs: Iterable[str], out_dir, model=None, fmt: str = "jsonl", threshol
     if workers is None and scheduler is None:
         report, t0 = Progress(progress, parts, done, tty), time.perf_counter()
         if todo:
-            _pipelines[(job.model, job.fingerprint, job.threshold, job.fmt)] = LinePipeline(tagger, fmt)
+            _pipelines()[(job.model, job.fingerprint, job.threshold, job.fmt)] = LinePipeline(tagger, fmt)
         for part in todo:
             done[part.index] = report.part_done(tag_partition(part, job))
     else:
         client = _client(workers, scheduler) if todo else None  # before the clock: starting workers
         report, t0 = Progress(progress, parts, done, tty), time.perf_counter()
-        for record in _run_on_dask(todo, job, client, workers is not None):
+        for record in _run_on_dask(todo, job, client, own=not hasattr(scheduler, "submit")):
             done[record["part"]] = report.part_done(record)
     _remove_temporaries(out_dir)
     summary = _summary(parts, done, before, time.perf_counter() - t0)
@@ -386,9 +394,12 @@ def _distributed():
     return distributed
 
 
-def _client(workers: int | None, scheduler: str | None):
-    """A Client of a new local cluster of ``workers`` processes (one thread each), or of ``scheduler``."""
+def _client(workers: int | None, scheduler):
+    """A Client of a new local cluster of ``workers`` processes (one thread each), or of ``scheduler``
+    (an address, or a distributed.Client to use as it is)."""
     distributed = _distributed()
+    if hasattr(scheduler, "submit"):
+        return scheduler
     if scheduler is not None:
         try:
             return distributed.Client(scheduler, timeout="10s")
@@ -402,9 +413,9 @@ def _client(workers: int | None, scheduler: str | None):
     return distributed.Client(cluster)
 
 
-def _run_on_dask(todo: list[Partition], job: Job, client, own_cluster: bool) -> Iterator[dict]:
+def _run_on_dask(todo: list[Partition], job: Job, client, own: bool) -> Iterator[dict]:
     """Submit every partition to the cluster of ``client``; the records as the tasks finish; then
-    close the client (and the cluster when ``own_cluster``).
+    close the client and the local cluster it started, when ``own`` (not the caller's Client).
 
     A task's key names its part and job, so the scheduler runs it once unless its worker
     dies, when it runs it again on another (tag_partition makes that harmless)."""
@@ -425,10 +436,11 @@ def _run_on_dask(todo: list[Partition], job: Job, client, own_cluster: bool) -> 
                                 f"that tagged it died; the machines may be short of memory: use fewer --workers "
                                 f"or a smaller --partition-mb") from None
     finally:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None and own_cluster:
-            cluster.close()
+        if own:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 # ------------------------------------------------------------------ progress

@@ -285,7 +285,7 @@ def test_a_worker_killed_mid_job_costs_nothing_twice(corpus, tiny_model_dir, exp
     watcher.start()
     try:
         summary = run([str(corpus / "*.txt")], out, model=tiny_model_dir, partition_bytes=8_000,
-                      scheduler=local.scheduler_address)
+                      scheduler=client)  # the test's own Client: one event loop for it and the watcher
     finally:
         watcher.join()
     assert killed and killed[0][1], "no task was running when the worker was killed"
