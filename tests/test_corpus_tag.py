@@ -313,3 +313,20 @@ def test_a_dask_bag_of_tagged_lines(corpus, tiny_model_dir, expected, cluster):
 def predict_one(model, text) -> str:
     result = CliRunner().invoke(cli, ["predict", "--model", str(model), "--format", "conll", text])
     return result.output.rstrip("\n")
+
+
+def test_progress_on_a_terminal_is_one_line_rewritten(corpus, tiny_model_dir, tmp_path):
+    said = []
+    run([str(corpus / "a.txt")], tmp_path / "out", model=tiny_model_dir, partition_bytes=50_000,
+        progress=said.append, tty=True)
+    updates = said[:-1]
+    assert len(updates) > 3 and said[-1] == "\n"
+    assert all(s.startswith("\r") and "parts, " in s and "tokens/s" in s and "left" in s for s in updates)
+    assert updates[-1].startswith(f"\r{len(updates)}/{len(updates)} parts")
+
+
+def test_a_utf16_input_is_tagged_whole_as_predict_reads_it(tmp_path, tiny_model_dir):
+    path = tmp_path / "u16.txt"
+    path.write_text("museums in Paris are amazing\nRome is old\n" * 300, encoding="utf-16")
+    assert tag(path, "--out", tmp_path / "out", "--model", tiny_model_dir, "--partition-mb", 0.001).exit_code == 0
+    assert concatenated(tmp_path / "out", "jsonl") == predict(tiny_model_dir, path, "jsonl")
