@@ -92,6 +92,10 @@ class TrainConfig:
     pos_weight: float = knob(1.0, "weight of location (non-O) examples in the loss", min=0, min_exclusive=True)
     word_dropout: float = knob(0.0, "probability of replacing a window word by <unk> while training",
                                min=0, max=1, max_exclusive=True)
+    case_lower: float = knob(0.0, "share of training sentences read lowercased each epoch (casing classes "
+                             "recomputed; drawn per sentence per epoch)", min=0, max=1)
+    case_upper: float = knob(0.0, "share of training sentences read uppercased each epoch (as case_lower)",
+                             min=0, max=1)
     patience: int = knob(3, "stop after this many epochs without a better dev entity F1", min=1)
     blas_threads: int = knob(1, "BLAS threads during SGD steps (0 = the library's default)", min=0)
 

@@ -6,6 +6,11 @@ Both location scores, always, labelled as such:
 * entity level: predicted spans are runs of consecutive tokens predicted as
   location; a span counts only if it equals a gold span decoded as conlleval does.
 
+Which gold types are locations is the model's ``data.location_types`` (what it was trained
+with) unless ``location_types`` says otherwise: ``["location"]`` for WNUT-style files,
+``["GPE", "LOC", "FAC"]`` for OntoNotes-style ones.  A file with no gold entity of those
+types gets a warning in the report (its scores would be 0 for want of anything to find).
+
 Multiclass models also get the conlleval table (P/R/F1 per type and overall).
 ``--predictions`` writes ``token gold pred`` lines (IOB2, blank line between
 sentences) that the conlleval script accepts; its LOC F1 equals ours.
@@ -15,12 +20,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from . import metrics, reports
 from .artifact import Model, load_model
-from .conll import read_conll
+from .conll import entity_spans, read_conll
 from .decision import decide, is_location, p_location, y_location
 from .errors import DataError
 from .fast import predict_proba
@@ -38,18 +44,23 @@ def predict_labels(model: Model, ids: np.ndarray, casing: np.ndarray | None) -> 
 
 def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathLike, scheme: str | None = None,
                   predictions: str | os.PathLike | None = None, pr_curve: str | os.PathLike | None = None,
-                  n_errors: int = 0, strict: bool = False) -> dict:
-    """The evaluation report of a model on a labelled CoNLL file (JSON-safe dict)."""
+                  n_errors: int = 0, strict: bool = False, location_types: Sequence[str] | None = None) -> dict:
+    """The evaluation report of a model on a labelled CoNLL file (JSON-safe dict).
+
+    location_types: the gold entity types that count as a location [the model's data.location_types].
+    """
     for option, out in (("--predictions", predictions), ("--pr-curve", pr_curve)):
         # checked before any work, so a bad second path never leaves the first file half-done behind
         if out and (not Path(out).parent.is_dir() or Path(out).is_dir()):
             raise DataError(f"{option} {out}: cannot write there (no such directory, or it is a directory); "
                             f"give a file path in an existing directory")
+    location_types = _check_location_types(location_types)
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
     cfg = model.config
     sentences = read_conll(path, scheme or cfg.data.scheme, strict=strict)
     classes = model.classes
-    data = labelled_data(sentences, model.vocab, model.radius, classes, cfg.data.location_types)
+    location_types = list(cfg.data.location_types if location_types is None else location_types)
+    data = labelled_data(sentences, model.vocab, model.radius, classes, location_types)
     p = predict_proba(model.params, data.windows.ids, data.windows.casing, model.activation)
     pred = decide(p, model.threshold, classes)
     y_loc = y_location(data.windows.y, classes)
@@ -62,8 +73,10 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
         "task": model.task,
         "loc": {"token": loc["token"], "entity": loc["entity"]},
         "threshold": model.threshold,
+        "location_types": location_types,
         "sentences": len(sentences),
         "tokens": int(len(data.windows)),
+        "warnings": _no_location_warning(path, sentences, location_types, gold_loc),
     }
     pred_spans = _typed_pred_spans(pred, data.windows.sentence, len(sentences), classes)
     if model.task == "multiclass":
@@ -85,6 +98,27 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
         report["errors"] = reports.model_errors(data.tokens, p, y_loc, model.radius, model.threshold, classes,
                                                 k=n_errors)
     return report
+
+
+def _check_location_types(location_types: Sequence[str] | None) -> list[str] | None:
+    """The types as a list; DataError for an empty list or an empty name."""
+    if location_types is None:
+        return None
+    types = [t.strip() for t in location_types]
+    if not types or not all(types):
+        raise DataError(f"--location-types {','.join(location_types)!r}: give one or more entity types separated "
+                        f"by commas, e.g. --location-types LOC or --location-types GPE,LOC,FAC")
+    return types
+
+
+def _no_location_warning(path, sentences, location_types: list[str], gold_loc) -> list[str]:
+    """[a warning] when the file has no gold entity of the location types, else []."""
+    if any(gold_loc):
+        return []
+    found = sorted({t for s in sentences for t, _, _ in entity_spans(s.tags)})
+    has = f"its entity types are {', '.join(found)}" if found else "it has no entities at all"
+    return [f"{path}: no gold entity of type {', '.join(location_types)}, so every location score is 0; "
+            f"{has}: say which are locations with --location-types TYPE[,TYPE]"]
 
 
 def _typed_pred_spans(pred: np.ndarray, sentence: np.ndarray, n_sentences: int, classes: list[str]):
@@ -118,7 +152,8 @@ def _iob2(spans, n: int, keep: list[str]) -> list[str]:
 def format_report(report: dict) -> str:
     """The text form of an evaluation report."""
     lines = [f"{report['data']}: {report['sentences']:,} sentences, {report['tokens']:,} tokens; "
-             f"model {report['model']} ({report['task']}, threshold {report['threshold']:.3f})",
+             f"model {report['model']} ({report['task']}, threshold {report['threshold']:.3f}); "
+             f"locations: {', '.join(report['location_types'])}",
              metrics.format_prf("token-level", report["loc"]["token"], "tokens"),
              metrics.format_prf("entity-level", report["loc"]["entity"], "entities")]
     if "per_type" in report:

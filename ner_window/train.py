@@ -2,13 +2,14 @@
 
     for each epoch:
         shuffle the training windows (a generator seeded by (seed, epoch))
+        optional case augmentation: a share of the sentences read lowercased / uppercased
         for each minibatch: optional word dropout -> fast.train_step (forward, backward, update)
         score dev: data loss, token and entity LOC P/R/F1, tuned threshold
         keep the best epoch's parameters (dev LOC entity F1); stop after `patience` bad epochs
         write metrics.csv, the best model, and a checkpoint
 
-Everything random is derived from ``train.seed``: the shuffle and the word dropout
-of epoch e come from generators seeded by ``(seed, e)``, so a run resumed from a
+Everything random is derived from ``train.seed``: the shuffle, the word dropout and
+the case augmentation of epoch e come from generators seeded by ``(seed, e)``, so a run resumed from a
 checkpoint (even one written mid-epoch by SIGINT/SIGTERM) ends with parameters
 byte-identical to an uninterrupted run.
 
@@ -47,7 +48,7 @@ from .files import write_text_atomic
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
 from .vocab import UNK, Vocab
-from .windows import CASING_CLASSES, LabelledData, labelled_data
+from .windows import CASING_CLASSES, LabelledData, labelled_data, recased_windows
 
 DEFAULT_RUNS = reports.DEFAULT_RUNS
 
@@ -177,6 +178,7 @@ class _Run:
     classes: list[str]
     train_data: LabelledData
     dev_data: LabelledData | None
+    recased: tuple[np.ndarray, np.ndarray] | None  # (ids, casing) (3, N, 2m+1) for case augmentation, or None
     created: bool  # this call made run_dir: a failure before the first checkpoint removes it again
 
     def checkpoint(self) -> None:
@@ -236,6 +238,9 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
     if t.batch_size > n_train_tokens:
         raise ConfigError(f"config: train.batch_size = {t.batch_size} is larger than the training data "
                           f"({n_train_tokens} tokens in {cfg.data.train}); use a batch size <= {n_train_tokens}")
+    if t.case_lower + t.case_upper > 1:
+        raise ConfigError(f"config: train.case_lower + train.case_upper = {t.case_lower + t.case_upper:g} is "
+                          f"more than 1 (they are shares of the sentences); lower one of them")
     classes = classes_for(cfg, train_sents)
     if ck is None:
         vocab, params, extra, created = _start(cfg, run_dir, train_sents, dev_sents, classes, log)
@@ -245,10 +250,13 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
             ck.state, ck.extra, False
     train_data = labelled_data(train_sents, vocab, mc.radius, classes, cfg.data.location_types)
     dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, cfg.data.location_types) if dev_sents else None
+    recased = (recased_windows(train_data.tokens, vocab, mc.radius, train_data.windows)
+               if t.case_lower + t.case_upper > 0 else None)
     log(f"training on {len(train_data.windows):,} windows ({len(train_sents):,} sentences), dev "
         f"{len(dev_data.windows) if dev_data else 0:,} windows; {mc.task}, radius {mc.radius}, hidden {mc.hidden}, "
         f"{mc.activation}, {'fine-tuned' if cfg.embeddings.trainable else 'frozen'} vectors -> {run_dir}")
-    return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, created)
+    return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, recased,
+                created)
 
 
 def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str], log):
@@ -306,6 +314,23 @@ def _signals_caught():
             signal.signal(sig, h)
 
 
+def case_variants(cfg: Config, n_sentences: int, sentence: np.ndarray, epoch: int) -> np.ndarray | None:
+    """(N,) how each training window's sentence is read in ``epoch``: 0 as written, 1 lowercased,
+    2 uppercased (windows.RECASINGS); None without case augmentation.
+
+    GloVe is lowercased, so capitalisation reaches the model only through the casing classes,
+    and it leans on them; text whose casing carries no signal (tweets, headlines) teaches it
+    to use the words and the context too.  Drawn per sentence from a generator seeded by
+    (seed, epoch, 2): a resumed epoch draws the same.
+    """
+    t = cfg.train
+    if t.case_lower + t.case_upper == 0:
+        return None
+    r = np.random.default_rng([t.seed, epoch, 2]).random(n_sentences)
+    per_sentence = np.where(r < t.case_lower, 1, np.where(r < t.case_lower + t.case_upper, 2, 0))
+    return per_sentence[sentence]
+
+
 def _train_epoch(run: _Run, stop: dict, log) -> None:
     """The minibatches of epoch state.epoch, from state.batch on; writes a checkpoint if a signal arrives."""
     cfg, state, params = run.cfg, run.state, run.params
@@ -314,6 +339,7 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
     lr, n_batches, unk = lr_at(cfg, epoch), math.ceil(n / t.batch_size), run.vocab.lookup(UNK)
     order = np.random.default_rng([t.seed, epoch]).permutation(n)
     drop_rng = np.random.default_rng([t.seed, epoch, 1])
+    variant = case_variants(cfg, len(run.train_data.sentences), W.sentence, epoch)
     if state.dropout_state is not None:
         drop_rng.bit_generator.state = state.dropout_state
         state.dropout_state = None
@@ -324,12 +350,15 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
     with blas_threads_limited(t.blas_threads), np.errstate(over="ignore", invalid="ignore"):
         for k in range(state.batch, n_batches):
             idx = order[k * t.batch_size:(k + 1) * t.batch_size]
-            ids = W.ids[idx]
+            if variant is None:
+                ids, casing = W.ids[idx], W.casing[idx]
+            else:  # each window as its sentence is read this epoch
+                ids, casing = run.recased[0][variant[idx], idx], run.recased[1][variant[idx], idx]
             if t.word_dropout > 0:
                 # word dropout: the model must learn from context and casing, not only the word's identity
                 ids[drop_rng.random(ids.shape) < t.word_dropout] = unk
             loss = train_step(
-                params, ids, W.casing[idx], W.y[idx], lr=lr, activation=cfg.model.activation, loss=cfg.loss,
+                params, ids, casing, W.y[idx], lr=lr, activation=cfg.model.activation, loss=cfg.loss,
                 pos_weight=t.pos_weight, lam=t.l2, train_E=cfg.embeddings.trainable,
                 regularize_E=cfg.embeddings.regularize, momentum=t.momentum, velocity=run.velocity,
             )

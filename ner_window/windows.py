@@ -142,6 +142,29 @@ def make_windows(
     return Windows(flat_ids[gather], flat_cas[gather], y, sentence, position)
 
 
+RECASINGS = ("as written", "lower", "upper")  # case augmentation: how a training sentence is read
+
+
+def recased_windows(sentences: Sequence[Sequence[str]], vocab: Vocab, radius: int,
+                    windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, casing), each (3, N, 2m+1): ``windows`` with every sentence as written, lowercased, uppercased.
+
+    Case augmentation reads a share of the training sentences lowercased or uppercased.
+    With a lowercased vocabulary (GloVe) "PARIS", "paris" and "Paris" look up the same
+    row of E, so only the casing classes change; the word ids are recomputed anyway, for
+    a vocabulary that keeps case and for the few words whose case mapping is not a round
+    trip ("ß" -> "SS").  Recasing a sentence is then choosing, for each of its windows,
+    row 1 or 2 of these arrays instead of row 0.
+    """
+    ids = np.empty((len(RECASINGS), *windows.ids.shape), dtype=windows.ids.dtype)
+    casing = np.empty_like(ids)
+    ids[0], casing[0] = windows.ids, windows.casing
+    for k, change in ((1, str.lower), (2, str.upper)):
+        recased = make_windows([[change(t) for t in s] for s in sentences], vocab, radius)
+        ids[k], casing[k] = recased.ids, recased.casing
+    return ids, casing
+
+
 def check_window_shape(ids: np.ndarray, casing: np.ndarray | None, width: int, needs_casing: bool) -> None:
     """ModelError unless ids (and casing) are integer (B, width) arrays, casing present when ``needs_casing``."""
     for name, a in (("word", ids), ("casing", casing)):
