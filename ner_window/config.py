@@ -72,6 +72,10 @@ class ModelConfig:
     activation: str = knob("tanh", "f in h = f(z)", choices=tuple(ACTIVATIONS))
     casing: bool = knob(True, "add casing-class vectors C to every window position")
     casing_dim: int = knob(4, "size d_c of a casing vector", min=1)
+    gazetteer: str = knob("none", "place names as a feature (needs casing): geonames = compiled from GeoNames "
+                          "at training time into the model directory", choices=("none", "geonames"))
+    gazetteer_min_population: int = knob(15000, "cities in the GeoNames gazetteer have at least this many people",
+                                         choices=(500, 1000, 5000, 15000))
     output_bias: bool = knob(True, "s = u.h + c (false: no c)")
     dtype: str = knob("float32", "parameter dtype", choices=("float32", "float64"))
 

@@ -60,7 +60,7 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
     sentences = read_conll(path, scheme or cfg.data.scheme, strict=strict)
     classes = model.classes
     location_types = list(cfg.data.location_types if location_types is None else location_types)
-    data = labelled_data(sentences, model.vocab, model.radius, classes, location_types)
+    data = labelled_data(sentences, model.vocab, model.radius, classes, location_types, model.gazetteer)
     p = predict_proba(model.params, data.windows.ids, data.windows.casing, model.activation)
     pred = decide(p, model.threshold, classes)
     y_loc = y_location(data.windows.y, classes)

@@ -45,10 +45,11 @@ from .embeddings import coverage, prepare_embeddings
 from .errors import ConfigError, NerWindowError, TrainingError
 from .fast import predict_proba, predict_scores, train_step
 from .files import write_text_atomic
+from .gazetteer import Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
 from .vocab import UNK, Vocab
-from .windows import CASING_CLASSES, LabelledData, labelled_data, recased_windows
+from .windows import LabelledData, labelled_data, n_features, recased_windows
 
 DEFAULT_RUNS = reports.DEFAULT_RUNS
 
@@ -179,6 +180,7 @@ class _Run:
     train_data: LabelledData
     dev_data: LabelledData | None
     recased: tuple[np.ndarray, np.ndarray] | None  # (ids, casing) (3, N, 2m+1) for case augmentation, or None
+    gazetteer: Gazetteer | None
     created: bool  # this call made run_dir: a failure before the first checkpoint removes it again
 
     def checkpoint(self) -> None:
@@ -241,25 +243,46 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
     if t.case_lower + t.case_upper > 1:
         raise ConfigError(f"config: train.case_lower + train.case_upper = {t.case_lower + t.case_upper:g} is "
                           f"more than 1 (they are shares of the sentences); lower one of them")
+    if mc.gazetteer != "none" and not mc.casing:
+        raise ConfigError(f"config: model.gazetteer = {mc.gazetteer} is a feature of the casing vectors; "
+                          f"set model.casing: true (or model.gazetteer: none)")
     classes = classes_for(cfg, train_sents)
+    gazetteer = _gazetteer(cfg, run_dir, train_sents, ck is not None, log)
     if ck is None:
-        vocab, params, extra, created = _start(cfg, run_dir, train_sents, dev_sents, classes, log)
+        vocab, params, extra, created = _start(cfg, run_dir, train_sents, dev_sents, classes, gazetteer, log)
         best, velocity, state = params.copy(), make_velocity(params) if t.momentum > 0 else None, LoopState()
     else:
         vocab, params, best, velocity, state, extra, created = ck.vocab, ck.params, ck.best, ck.velocity, \
             ck.state, ck.extra, False
-    train_data = labelled_data(train_sents, vocab, mc.radius, classes, cfg.data.location_types)
-    dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, cfg.data.location_types) if dev_sents else None
-    recased = (recased_windows(train_data.tokens, vocab, mc.radius, train_data.windows)
+    types = cfg.data.location_types
+    train_data = labelled_data(train_sents, vocab, mc.radius, classes, types, gazetteer)
+    dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, types, gazetteer) if dev_sents else None
+    recased = (recased_windows(train_data.tokens, vocab, mc.radius, train_data.windows, gazetteer)
                if t.case_lower + t.case_upper > 0 else None)
     log(f"training on {len(train_data.windows):,} windows ({len(train_sents):,} sentences), dev "
         f"{len(dev_data.windows) if dev_data else 0:,} windows; {mc.task}, radius {mc.radius}, hidden {mc.hidden}, "
         f"{mc.activation}, {'fine-tuned' if cfg.embeddings.trainable else 'frozen'} vectors -> {run_dir}")
     return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, recased,
-                created)
+                gazetteer, created)
 
 
-def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str], log):
+def _gazetteer(cfg: Config, run_dir: Path, train_sents, resumed: bool, log) -> Gazetteer | None:
+    """The run's gazetteer: compiled for a new run (without the names the training data reads
+    otherwise), read back from the run directory when resuming; None without one."""
+    mc = cfg.model
+    if mc.gazetteer == "none":
+        return None
+    if resumed:
+        return Gazetteer.load(run_dir)
+    gazetteer = compile_geonames(mc.gazetteer_min_population, train_sents, cfg.data.location_types)
+    log(f"gazetteer: {len(gazetteer):,} place names ({gazetteer.info['source']}, cities of "
+        f"{mc.gazetteer_min_population:,}+; {gazetteer.info['dropped_by_training_data']:,} dropped: the training "
+        f"data reads them otherwise)")
+    return gazetteer
+
+
+def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str], gazetteer: Gazetteer | None,
+           log):
     """A new run: vocabulary and vectors, fresh parameters, the run directory and its config.json.
 
     Returns (vocab, params, extra, created); extra holds the run's fixed facts for meta.json.
@@ -270,7 +293,7 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
     rng = np.random.default_rng([t.seed, 1_000_003])
     params = init_params(
         len(prep.vocab), prep.E.shape[1], mc.radius, mc.hidden,
-        n_casing=len(CASING_CLASSES) if mc.casing else 0, d_c=mc.casing_dim if mc.casing else 0,
+        n_casing=n_features(gazetteer is not None) if mc.casing else 0, d_c=mc.casing_dim if mc.casing else 0,
         n_classes=1 if mc.task == "binary" else len(classes), output_bias=mc.output_bias,
         rng=rng, dtype=np.dtype(mc.dtype), E=prep.E,
     )
@@ -286,6 +309,8 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
         raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
                           f"give a directory path you can write to") from None
     write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    if gazetteer is not None:
+        gazetteer.save(run_dir)  # --resume reads it back
     log(f"vocabulary {len(prep.vocab):,} words ({prep.info.get('source')}, d={prep.E.shape[1]}); "
         + (f"pretrained coverage: train tokens {cov['train']['tokens']:.1%} types {cov['train']['types']:.1%}"
            if cov["train"] else "no pretrained vectors")
@@ -421,7 +446,7 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
         state.best_epoch, state.bad_epochs = epoch, 0
         state.threshold = scores["threshold"] if scores else 0.5
         run.best = run.params.copy()
-        save_model(run.run_dir / MODEL_SUBDIR, run.best, run.vocab, _model_meta(run, scores))
+        save_model(run.run_dir / MODEL_SUBDIR, run.best, run.vocab, _model_meta(run, scores), run.gazetteer)
     else:
         state.bad_epochs += 1
     log(_epoch_line(row, improved))
