@@ -101,6 +101,10 @@ class TrainConfig:
     case_upper: float = knob(0.0, "share of training sentences read uppercased each epoch (as case_lower)",
                              min=0, max=1)
     patience: int = knob(3, "stop after this many epochs without a better dev entity F1", min=1)
+    threshold_rule: str = knob("tuned", "the binary decision threshold saved with the model: tuned (the highest dev "
+                               "entity F1), smoothed (the highest dev entity F1 averaged over t +- 0.1), fixed "
+                               "(train.threshold)", choices=("tuned", "smoothed", "fixed"))
+    threshold: float = knob(0.5, "the threshold when threshold_rule is fixed", min=0, max=1)
     blas_threads: int = knob(1, "BLAS threads during SGD steps (0 = the library's default)", min=0)
 
 

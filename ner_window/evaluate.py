@@ -44,10 +44,12 @@ def predict_labels(model: Model, ids: np.ndarray, casing: np.ndarray | None) -> 
 
 def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathLike, scheme: str | None = None,
                   predictions: str | os.PathLike | None = None, pr_curve: str | os.PathLike | None = None,
-                  n_errors: int = 0, strict: bool = False, location_types: Sequence[str] | None = None) -> dict:
+                  n_errors: int = 0, strict: bool = False, location_types: Sequence[str] | None = None,
+                  threshold: float | None = None) -> dict:
     """The evaluation report of a model on a labelled CoNLL file (JSON-safe dict).
 
     location_types: the gold entity types that count as a location [the model's data.location_types].
+    threshold: P(location) at which a binary model tags LOC [the model's, tuned on dev].
     """
     for option, out in (("--predictions", predictions), ("--pr-curve", pr_curve)):
         # checked before any work, so a bad second path never leaves the first file half-done behind
@@ -57,14 +59,15 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
     location_types = _check_location_types(location_types)
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
     cfg = model.config
+    threshold = _check_threshold(model, threshold)
     sentences = read_conll(path, scheme or cfg.data.scheme, strict=strict)
     classes = model.classes
     location_types = list(cfg.data.location_types if location_types is None else location_types)
     data = labelled_data(sentences, model.vocab, model.radius, classes, location_types, model.gazetteer)
     p = predict_proba(model.params, data.windows.ids, data.windows.casing, model.activation)
-    pred = decide(p, model.threshold, classes)
+    pred = decide(p, threshold, classes)
     y_loc = y_location(data.windows.y, classes)
-    is_loc = is_location(p, model.threshold, classes)
+    is_loc = is_location(p, threshold, classes)
     gold_loc = metrics.spans_of_type(data.spans, "LOC")
     loc = metrics.location_scores(is_loc, y_loc, data.windows.sentence, gold_loc)
     report = {
@@ -72,7 +75,7 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
         "data": str(path),
         "task": model.task,
         "loc": {"token": loc["token"], "entity": loc["entity"]},
-        "threshold": model.threshold,
+        "threshold": threshold,
         "location_types": location_types,
         "sentences": len(sentences),
         "tokens": int(len(data.windows)),
@@ -92,12 +95,25 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
     if pr_curve:
         binary = model.task == "binary"
         reports.pr_curve_files(p_location(p, classes), y_loc, gold_loc, data.windows.sentence, pr_curve,
-                               title=f"model {model.path} on {path}", threshold=model.threshold if binary else None,
+                               title=f"model {model.path} on {path}", threshold=threshold if binary else None,
                                decision=None if binary else loc)
     if n_errors:
-        report["errors"] = reports.model_errors(data.tokens, p, y_loc, model.radius, model.threshold, classes,
+        report["errors"] = reports.model_errors(data.tokens, p, y_loc, model.radius, threshold, classes,
                                                 k=n_errors)
     return report
+
+
+def _check_threshold(model: Model, threshold: float | None) -> float:
+    """The threshold to decide with: the model's, or ``threshold`` (binary models, 0 to 1)."""
+    if threshold is None:
+        return model.threshold
+    if model.task != "binary":
+        raise DataError(f"--threshold applies to binary models; {model.path} is {model.task} and tags the "
+                        f"argmax class (drop --threshold)")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise DataError(f"threshold {threshold!r} must be a number from 0 to 1 (P(location) at which a token "
+                        f"is tagged LOC)")
+    return float(threshold)
 
 
 def _check_location_types(location_types: Sequence[str] | None) -> list[str] | None:

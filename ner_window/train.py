@@ -98,17 +98,19 @@ def _check_data_paths(cfg: Config) -> None:
 
 
 def dev_scores(s: np.ndarray, data: LabelledData, classes: list[str], loss: str, pos_weight: float = 1.0,
-               threshold: float | None = None) -> dict:
+               threshold: float | None = None, smoothed: bool = False) -> dict:
     """The dev data loss and LOC token/entity P/R/F1 of scores ``s`` (fast.predict_scores).
 
     The data loss is training's own (model.loss_and_delta_s, the same pos_weight), without
-    the L2 term.  A binary threshold is tuned on ``data`` unless given.
+    the L2 term.  A binary threshold is tuned on ``data`` unless given (metrics.best_threshold,
+    or metrics.smoothed_threshold when ``smoothed``).
     """
     y, gold = data.windows.y, metrics.spans_of_type(data.spans, "LOC")
     dev_data_loss, _ = loss_and_delta_s(s, y, loss, pos_weight)
     p = probabilities(s)
     if p.ndim == 1 and threshold is None:
-        threshold, _ = metrics.best_threshold(p, y, gold, data.windows.sentence)
+        tune = metrics.smoothed_threshold if smoothed else metrics.best_threshold
+        threshold, _ = tune(p, y, gold, data.windows.sentence)
     threshold = 0.5 if p.ndim == 2 else threshold  # multiclass decides by the argmax
     report = metrics.location_scores(is_location(p, threshold, classes), y_location(y, classes),
                                      data.windows.sentence, gold)
@@ -435,7 +437,9 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
     if run.dev_data is not None:
         w = run.dev_data.windows
         s = predict_scores(run.params, w.ids, w.casing, cfg.model.activation)
-        scores = dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight)
+        scores = dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight,
+                            threshold=t.threshold if t.threshold_rule == "fixed" else None,
+                            smoothed=t.threshold_rule == "smoothed")
         row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"],
                     **{f"token_{k}": scores["token"][k] for k in ("precision", "recall", "f1")},
                     **{f"entity_{k}": scores["entity"][k] for k in ("precision", "recall", "f1")}})

@@ -33,7 +33,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from ner_window import train as train_module
 from ner_window.checkpoint import CHECKPOINT
-from ner_window.config import load_config
+from ner_window.config import from_dict, load_config
 from ner_window.errors import NerWindowError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def train_run(config: Path, name: str, overrides: list[str], seed: int, out: Pat
     done = run_dir / "run.json"
     if done.is_file():
         previous = json.loads(done.read_text(encoding="utf-8"))
-        if previous["config"] == cfg.to_dict():
+        if from_dict(previous["config"]) == cfg:  # keys added since then take their defaults
             return previous
     if run_dir.exists():
         shutil.rmtree(run_dir)

@@ -102,3 +102,30 @@ def test_empty_type_is_a_user_error(all_loc_model, tmp_path, value):
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ner-window: error: --location-types"), r.stderr
     assert "GPE,LOC,FAC" in lines[0] and "Traceback" not in r.output
+
+
+def test_evaluate_threshold_changes_the_decision(all_loc_model, tmp_path):
+    # every p is σ(10) = 0.9999546: at threshold 1.0 nothing is a location, at 0.99 everything is
+    f = write(tmp_path, "wnut.txt", WNUT)
+    none = evaluate_file(all_loc_model, f, scheme="iob2", location_types=["location"], threshold=1.0)
+    assert none["threshold"] == 1.0
+    assert none["loc"]["entity"]["precision"] == 0.0 and none["loc"]["entity"]["recall"] == 0.0
+    r = CliRunner().invoke(cli, ["evaluate", "--model", str(all_loc_model), "--data", str(f), "--scheme", "iob2",
+                                 "--location-types", "location", "--threshold", "0.99", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["threshold"] == 0.99 and report["loc"]["entity"]["f1"] == pytest.approx(0.4)
+
+
+def test_evaluate_threshold_on_a_multiclass_model_is_a_user_error(tmp_path):
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["model.hidden=4", "embeddings.source=random",
+                                                       "embeddings.dim=4", "model.task=multiclass"])
+    vocab = build_vocab([["Oslo"]])
+    params = init_params(len(vocab), 4, cfg.model.radius, 4, n_casing=len(CASING_CLASSES), d_c=2, n_classes=3,
+                         rng=np.random.default_rng(0))
+    save_model(tmp_path / "mc", params, vocab, {"config": cfg.to_dict(), "classes": ["O", "LOC", "PER"],
+                                                "threshold": 0.5})
+    r = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path / "mc"), "--data",
+                                 str(write(tmp_path, "wnut.txt", WNUT)), "--threshold", "0.3"])
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert "--threshold applies to binary models" in r.stderr and "Traceback" not in r.output
