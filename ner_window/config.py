@@ -52,6 +52,8 @@ class EmbeddingsConfig:
     lowercase: bool = knob(True, "lowercase words before they enter the vocabulary")
     min_count: int = knob(1, "training words seen fewer times are left to <unk> (unless pretrained)", min=1)
     top_k: int = knob(100_000, "most frequent pretrained words added to the vocabulary", min=0)
+    gazetteer_words: bool = knob(False, "also give every word of a gazetteer place name (model.gazetteer) "
+                                 "its pretrained vector, beyond top_k")
     trainable: bool = knob(True, "fine-tune E through dJ/dx (false: frozen)")
     regularize: bool = knob(False, "L2 on the rows of E a batch uses")
     cache_dir: str = knob(".cache/word2vec", "where trained word2vec vectors are cached")

@@ -70,6 +70,18 @@ class Gazetteer:
             longest[name[0]] = max(longest.get(name[0], 0), len(name))
         return cls(frozenset(" ".join(n) for n in keyed), longest, dict(info or {}))
 
+    @classmethod
+    def from_keys(cls, names: Iterable[str], info: dict | None = None) -> "Gazetteer":
+        """From names already keyed and joined by " " (as saved): no re-keying, so loading is fast."""
+        names = frozenset(names)
+        longest: dict[str, int] = {}
+        for name in names:
+            first = name.partition(" ")[0]
+            size = name.count(" ") + 1
+            if size > longest.get(first, 0):
+                longest[first] = size
+        return cls(names, longest, dict(info or {}))
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -98,7 +110,7 @@ class Gazetteer:
 
     def save(self, directory: str | os.PathLike) -> Path:
         path = Path(directory) / FILE
-        doc = {"format": FORMAT, "info": self.info, "names": sorted(self.names)}
+        doc = {"format": FORMAT, "info": self.info, "names": sorted(self.names), "longest": self.longest}
         write_text_atomic(path, json.dumps(doc, ensure_ascii=False, indent=0))
         return path
 
@@ -117,7 +129,10 @@ class Gazetteer:
         if not (isinstance(names, list) and all(isinstance(n, str) and n.strip() for n in names)):
             raise ModelError(f"{path}: must hold a JSON object with a list of non-empty \"names\"; "
                              f"the model directory is damaged, retrain it")
-        return cls.from_names((n.split(" ") for n in names), doc.get("info") or {})
+        longest = doc.get("longest")
+        if isinstance(longest, dict) and len(longest) <= len(names):  # saved with the names: no need to recount
+            return cls(frozenset(names), longest, doc.get("info") or {})
+        return cls.from_keys(names, doc.get("info") or {})
 
 
 # --- compiling the names (training time only) -----------------------------------------------
@@ -160,7 +175,7 @@ def compile_geonames(min_population: int, sentences: Sequence[Sentence] = (),
     gaz = Gazetteer.from_names(spelled)
     dropped = other_readings(gaz, sentences, location_types)
     names = gaz.names - dropped
-    return Gazetteer.from_names((n.split(" ") for n in names),
+    return Gazetteer.from_keys(names,
                                 {**info, "names": len(names), "dropped_by_training_data": len(dropped)})
 
 

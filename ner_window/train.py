@@ -291,7 +291,9 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
     """
     t, mc = cfg.train, cfg.model
     train_tokens = [list(s.tokens) for s in train_sents]
-    prep = prepare_embeddings(cfg.embeddings, train_tokens, t.seed, dtype=np.dtype(mc.dtype))
+    place_words = (sorted({w for name in gazetteer.names for w in name.split(" ")})
+                   if gazetteer is not None and cfg.embeddings.gazetteer_words else ())
+    prep = prepare_embeddings(cfg.embeddings, train_tokens, t.seed, dtype=np.dtype(mc.dtype), extra_words=place_words)
     rng = np.random.default_rng([t.seed, 1_000_003])
     params = init_params(
         len(prep.vocab), prep.E.shape[1], mc.radius, mc.hidden,

@@ -140,9 +140,11 @@ def test_training_with_a_gazetteer_end_to_end(tiny_config, tmp_path):
     from ner_window.train import train
 
     run = tmp_path / "run"
-    train(tiny_config("train.epochs=1", "model.gazetteer=geonames"), out_dir=run, log=lambda s: None,
-          point_latest=False)
+    train(tiny_config("train.epochs=1", "model.gazetteer=geonames", "embeddings.gazetteer_words=true"), out_dir=run,
+          log=lambda s: None, point_latest=False)
     model = load_model(run)
+    # the words of the place names keep their GloVe rows beyond top_k (2000 in tiny.yaml)
+    assert "ouagadougou" in model.vocab.index and len(model.vocab) > 15_000
     assert model.params.C.shape[0] == 3 * len(CASING_CLASSES)
     assert (run / FILE).read_bytes() == (run / "model" / FILE).read_bytes()  # what --resume reads back
     tagged = Tagger(model).tag("i live in new york city")
