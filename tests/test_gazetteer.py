@@ -149,3 +149,26 @@ def test_training_with_a_gazetteer_end_to_end(tiny_config, tmp_path):
     assert (run / FILE).read_bytes() == (run / "model" / FILE).read_bytes()  # what --resume reads back
     tagged = Tagger(model).tag("i live in new york city")
     assert [t.text for t in tagged.tokens][-3:] == ["new", "york", "city"]
+
+
+def test_readme_onnx_example_builds_the_gazetteer_casing_ids(gaz_model, tmp_path):
+    """The README's onnxruntime lines, on a gazetteer model, give the Tagger's p for every token."""
+    import re
+
+    from ner_window.export import export_model
+    from ner_window.tagger import Tagger
+
+    export_model(gaz_model, tmp_path / "model.onnx")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "onnxruntime as ort" in b]
+    text = "i live in New York City , not #york or Rio de Janeiro"
+    code = code.replace('text = "museums in Paris are amazing"', f"text = {text!r}")
+    code = code.replace("print([t for t, p_t", "print(json.dumps([float(x) for x in p]), places(tokens))\n#")
+    (tmp_path / "go.py").write_text(code, encoding="utf-8")
+    out = subprocess.run([sys.executable, "go.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    p_json, tags = out.stdout.strip().split("] [")
+    #        i live in New York City , not #york or Rio de Janeiro
+    assert tags == "0, 0, 0, 1, 2, 2, 0, 0, 1, 0, 1, 2, 2]"
+    tagged = Tagger.load(gaz_model).tag(text)
+    np.testing.assert_allclose(json.loads(p_json + "]"), [t.p for t in tagged.tokens], atol=2e-6)
