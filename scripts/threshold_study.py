@@ -48,27 +48,15 @@ ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("robustness", ROOT / "scripts" / "robustness.py")
 robustness = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(robustness)
-HALF_WIDTH = 0.1
-
-
-def smoothed_threshold(table: dict, half_width: float = HALF_WIDTH) -> float:
-    """The grid threshold whose entity F1, averaged over the thresholds within ± half_width, is highest."""
-    t, f1 = table["threshold"], table["entity_f1"]
-    mean = np.array([f1[np.abs(t - x) <= half_width + 1e-9].mean() for x in t])
-    return float(t[np.argmax(mean)])
-
-
 def rules(model, dev_path: str) -> dict[str, float]:
     cfg = model.config
     data = labelled_data(read_conll(dev_path, cfg.data.scheme), model.vocab, model.radius, model.classes,
                          cfg.data.location_types, model.gazetteer)
     p = p_location(predict_proba(model.params, data.windows.ids, data.windows.casing, model.activation),
                    model.classes)
-    table = metrics.pr_curve(p, y_location(data.windows.y, model.classes),
-                             metrics.spans_of_type(data.spans, "LOC"), data.windows.sentence)
-    tuned = metrics.best_threshold(p, y_location(data.windows.y, model.classes),
-                                   metrics.spans_of_type(data.spans, "LOC"), data.windows.sentence)[0]
-    return {"tuned": tuned, "smoothed": smoothed_threshold(table), "fixed": 0.5}
+    args = (p, y_location(data.windows.y, model.classes), metrics.spans_of_type(data.spans, "LOC"),
+            data.windows.sentence)
+    return {"tuned": metrics.best_threshold(*args)[0], "smoothed": metrics.smoothed_threshold(*args)[0], "fixed": 0.5}
 
 
 def epoch_thresholds(run_dir: Path) -> tuple[list[float], int]:
