@@ -98,6 +98,9 @@ class TrainConfig:
     pos_weight: float = knob(1.0, "weight of location (non-O) examples in the loss", min=0, min_exclusive=True)
     word_dropout: float = knob(0.0, "probability of replacing a window word by <unk> while training",
                                min=0, max=1, max_exclusive=True)
+    gazetteer_dropout: float = knob(0.0, "probability of hiding a window position's gazetteer tag while training "
+                                    "(model.gazetteer): places the gazetteer lacks must still look like places",
+                                    min=0, max=1, max_exclusive=True)
     case_lower: float = knob(0.0, "share of training sentences read lowercased each epoch (casing classes "
                              "recomputed; drawn per sentence per epoch)", min=0, max=1)
     case_upper: float = knob(0.0, "share of training sentences read uppercased each epoch (as case_lower)",

@@ -49,7 +49,7 @@ from .gazetteer import Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
 from .vocab import UNK, Vocab
-from .windows import LabelledData, labelled_data, n_features, recased_windows
+from .windows import CASING_CLASSES, LabelledData, labelled_data, n_features, recased_windows
 
 DEFAULT_RUNS = reports.DEFAULT_RUNS
 
@@ -386,6 +386,9 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
             if t.word_dropout > 0:
                 # word dropout: the model must learn from context and casing, not only the word's identity
                 ids[drop_rng.random(ids.shape) < t.word_dropout] = unk
+            if t.gazetteer_dropout > 0 and run.gazetteer is not None:
+                # gazetteer dropout: a place the gazetteer lacks reads "outside"; hide the tag of some that have it
+                casing[drop_rng.random(casing.shape) < t.gazetteer_dropout] %= len(CASING_CLASSES)
             loss = train_step(
                 params, ids, casing, W.y[idx], lr=lr, activation=cfg.model.activation, loss=cfg.loss,
                 pos_weight=t.pos_weight, lam=t.l2, train_E=cfg.embeddings.trainable,

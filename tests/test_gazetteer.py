@@ -172,3 +172,25 @@ def test_readme_onnx_example_builds_the_gazetteer_casing_ids(gaz_model, tmp_path
     assert tags == "0, 0, 0, 1, 2, 2, 0, 0, 1, 0, 1, 2, 2]"
     tagged = Tagger.load(gaz_model).tag(text)
     np.testing.assert_allclose(json.loads(p_json + "]"), [t.p for t in tagged.tokens], atol=2e-6)
+
+
+def test_gazetteer_dropout_hides_tags_while_training(monkeypatch, tiny_config, tmp_path):
+    from ner_window import train as train_module
+
+    def share_tagged(*sets):
+        seen = []
+        real = train_module.train_step
+
+        def recording(params, ids, casing, y, **kw):
+            seen.append(casing >= len(CASING_CLASSES))
+            return real(params, ids, casing, y, **kw)
+
+        monkeypatch.setattr(train_module, "train_step", recording)
+        train_module.train(tiny_config("train.epochs=1", "model.gazetteer=geonames", *sets),
+                           out_dir=tmp_path / str(len(sets)), log=lambda s: None, point_latest=False)
+        return np.concatenate([s.ravel() for s in seen]).mean()
+
+    plain, hidden = share_tagged(), share_tagged("train.gazetteer_dropout=0.75")
+    assert plain > 0.03  # place names are frequent in the corpus
+    # a quarter of the tags survive: binomial noise over ~130k positions is far below 0.1 of that
+    assert hidden == pytest.approx(0.25 * plain, rel=0.1)
