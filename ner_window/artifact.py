@@ -2,9 +2,10 @@
 
 A model directory holds
 
-    params.npz   the arrays E, W, b, u and, when present, C and c (loaded with allow_pickle=False)
-    meta.json    format version, package version, resolved config, vocabulary,
-                 classes, decision threshold, dev metrics, training-data hash
+    params.npz      the arrays E, W, b, u and, when present, C and c (loaded with allow_pickle=False)
+    meta.json       format version, package version, resolved config, vocabulary,
+                    classes, decision threshold, dev metrics, training-data hash
+    gazetteer.json  the place names, for a model trained with model.gazetteer (gazetteer.py)
 
 It is written to a temporary sibling directory and renamed into place
 (files.write_dir_atomic), so a crash never leaves half a model.  Loading checks the
@@ -29,9 +30,10 @@ from . import __version__
 from .config import Config, from_dict
 from .errors import ConfigError, ModelError
 from .files import write_dir_atomic
+from .gazetteer import Gazetteer
 from .model import Params
 from .vocab import Vocab
-from .windows import CASING_CLASSES
+from .windows import CASING_CLASSES, n_features
 
 FORMAT_VERSION = 1
 PARAMS_FILE = "params.npz"
@@ -47,6 +49,7 @@ class Model:
     vocab: Vocab
     meta: dict
     path: Path
+    gazetteer: Gazetteer | None = None  # for a model trained with model.gazetteer
 
     @cached_property
     def config(self) -> Config:
@@ -82,8 +85,9 @@ def config_of(meta: dict, meta_path: Path) -> Config:
         raise ModelError(f"{e}; the model directory is damaged or from another version, retrain it") from None
 
 
-def save_model(path: str | os.PathLike, params: Params, vocab: Vocab, meta: dict) -> Path:
-    """Write ``params`` and ``meta`` (plus vocabulary and versions) to the model directory ``path``."""
+def save_model(path: str | os.PathLike, params: Params, vocab: Vocab, meta: dict,
+               gazetteer: Gazetteer | None = None) -> Path:
+    """Write ``params`` and ``meta`` (plus vocabulary and versions, and the gazetteer) to the model directory ``path``."""
     full = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
@@ -97,6 +101,8 @@ def save_model(path: str | os.PathLike, params: Params, vocab: Vocab, meta: dict
         with open(tmp / PARAMS_FILE, "wb") as f:
             np.savez(f, **arrays)
         (tmp / META_FILE).write_text(json.dumps(full, indent=1, sort_keys=False), encoding="utf-8")
+        if gazetteer is not None:
+            gazetteer.save(tmp)
 
     write_dir_atomic(Path(path), write)
     return Path(path)
@@ -151,11 +157,12 @@ def load_model(path: str | os.PathLike) -> Model:
     except Exception as e:  # noqa: BLE001 - any malformed vocabulary is the same user-facing problem
         raise ModelError(f"{meta_path}: vocabulary is malformed ({e}); retrain the model") from None
     cfg = config_of(meta, meta_path)
+    gazetteer = Gazetteer.load(p) if cfg.model.gazetteer != "none" else None
     n_classes = len(meta["classes"]) if cfg.model.task == "multiclass" else 1
     sizes = {"V": len(vocab), "radius": cfg.model.radius, "hidden": cfg.model.hidden, "n_classes": n_classes,
-             "K": len(CASING_CLASSES)}
+             "K": n_features(gazetteer is not None)}
     params = Params.from_dict(arrays, str(params_path), sizes)
-    model = Model(params=params, vocab=vocab, meta=meta, path=p)
+    model = Model(params=params, vocab=vocab, meta=meta, path=p, gazetteer=gazetteer)
     model.config = cfg  # cached_property: set once, read by every property above
     return model
 

@@ -103,13 +103,22 @@ def train(config_path, out_dir, overrides, resume) -> None:
 @click.option("--pr-curve", "pr_curve", type=click.Path(dir_okay=False), help="Write a PR curve CSV (and PNG).")
 @click.option("--errors", "n_errors", type=int, default=0, help="List the N most confident errors of each kind.")
 @click.option("--strict", is_flag=True, help="Reject tag sequences the scheme forbids (e.g. I- after O in iob2).")
-def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors, strict) -> None:
+@click.option("--location-types", "location_types", metavar="TYPE[,TYPE]", default=None,
+              help="Gold entity types that are locations, e.g. location or GPE,LOC,FAC [the model's data.location_types].")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Tag LOC where P(location) >= this [the model's, tuned on dev]; binary models only.")
+def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors, strict, location_types,
+             threshold) -> None:
     """Score a saved model on a labelled file: LOC token and entity P/R/F1."""
     from .evaluate import evaluate_file, format_report
     from .tagger import default_model_path
 
+    types = None if location_types is None else location_types.split(",")
     report = evaluate_file(model_dir or default_model_path(), data_path, scheme=scheme, predictions=predictions,
-                           pr_curve=pr_curve, n_errors=n_errors, strict=strict)
+                           pr_curve=pr_curve, n_errors=n_errors, strict=strict, location_types=types,
+                           threshold=threshold)
+    for warning in report["warnings"]:
+        click.echo(f"ner-window: warning: {warning}", err=True)
     click.echo(json.dumps(report, indent=1) if fmt == "json" else format_report(report))
 
 

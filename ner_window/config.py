@@ -52,6 +52,8 @@ class EmbeddingsConfig:
     lowercase: bool = knob(True, "lowercase words before they enter the vocabulary")
     min_count: int = knob(1, "training words seen fewer times are left to <unk> (unless pretrained)", min=1)
     top_k: int = knob(100_000, "most frequent pretrained words added to the vocabulary", min=0)
+    gazetteer_words: bool = knob(False, "also give every word of a gazetteer place name (model.gazetteer) "
+                                 "its pretrained vector, beyond top_k")
     trainable: bool = knob(True, "fine-tune E through dJ/dx (false: frozen)")
     regularize: bool = knob(False, "L2 on the rows of E a batch uses")
     cache_dir: str = knob(".cache/word2vec", "where trained word2vec vectors are cached")
@@ -72,6 +74,10 @@ class ModelConfig:
     activation: str = knob("tanh", "f in h = f(z)", choices=tuple(ACTIVATIONS))
     casing: bool = knob(True, "add casing-class vectors C to every window position")
     casing_dim: int = knob(4, "size d_c of a casing vector", min=1)
+    gazetteer: str = knob("none", "place names as a feature (needs casing): geonames = compiled from GeoNames "
+                          "at training time into the model directory", choices=("none", "geonames"))
+    gazetteer_min_population: int = knob(15000, "cities in the GeoNames gazetteer have at least this many people",
+                                         choices=(500, 1000, 5000, 15000))
     output_bias: bool = knob(True, "s = u.h + c (false: no c)")
     dtype: str = knob("float32", "parameter dtype", choices=("float32", "float64"))
 
@@ -92,7 +98,18 @@ class TrainConfig:
     pos_weight: float = knob(1.0, "weight of location (non-O) examples in the loss", min=0, min_exclusive=True)
     word_dropout: float = knob(0.0, "probability of replacing a window word by <unk> while training",
                                min=0, max=1, max_exclusive=True)
+    gazetteer_dropout: float = knob(0.0, "probability of hiding a window position's gazetteer tag while training "
+                                    "(model.gazetteer): places the gazetteer lacks must still look like places",
+                                    min=0, max=1, max_exclusive=True)
+    case_lower: float = knob(0.0, "share of training sentences read lowercased each epoch (casing classes "
+                             "recomputed; drawn per sentence per epoch)", min=0, max=1)
+    case_upper: float = knob(0.0, "share of training sentences read uppercased each epoch (as case_lower)",
+                             min=0, max=1)
     patience: int = knob(3, "stop after this many epochs without a better dev entity F1", min=1)
+    threshold_rule: str = knob("tuned", "the binary decision threshold saved with the model: tuned (the highest dev "
+                               "entity F1), smoothed (the highest dev entity F1 averaged over t +- 0.1), fixed "
+                               "(train.threshold)", choices=("tuned", "smoothed", "fixed"))
+    threshold: float = knob(0.5, "the threshold when threshold_rule is fixed", min=0, max=1)
     blas_threads: int = knob(1, "BLAS threads during SGD steps (0 = the library's default)", min=0)
 
 

@@ -46,7 +46,7 @@ from .errors import DataError
 from .model import DERIVATIVES, backward, forward, gather, loss_and_delta_s, probabilities
 from .tokenize import tokenize
 from .vocab import UNK_ID
-from .windows import CASING_CLASSES, make_windows
+from .windows import feature_name, make_windows
 
 N_FIRST = 5  # how many leading values a vector summary shows
 
@@ -191,7 +191,7 @@ def _window_rows(model: Model, tokens: list[str], i: int, ids, casing, fb: dict,
             "in_sentence": inside,
             "vocab_word": vocab.words[wid],
             "id": wid,
-            "casing": CASING_CLASSES[int(casing[0, j])],
+            "casing": feature_name(casing[0, j]),
             "e_norm": float(np.linalg.norm(x3[j, :d])),
             "c_norm": float(np.linalg.norm(x3[j, d:])) if d_c else None,
             "dJ_de_norm": float(np.linalg.norm(dx3[j, :d])),
@@ -219,7 +219,7 @@ def explain(model: Model, text: str, word: str | None = None, label: int | str =
     k = label_index(model, label)
     tokens = [t.text for t in tokenize(text)]
     i, word, occurrences, exact = _pick_token(tokens, word, index)
-    windows = make_windows([tokens], model.vocab, model.radius)
+    windows = make_windows([tokens], model.vocab, model.radius, gazetteer=model.gazetteer)
     ids, casing = windows.ids[i:i + 1], windows.casing[i:i + 1]  # (1, w)
     fb = forward_backward(model, ids, casing, k)
     sal = saliency(model, ids, casing, fb, k)
@@ -332,10 +332,11 @@ def _list(values) -> str:
 def _forward_text(result: dict) -> list[str]:
     mdl, fw, bw = result["model"], result["forward"], result["backward"]
     out = ["", "Forward pass"]
-    header = f"  {'slot':<5} {'token':<16} {'vocabulary word':<16} {'id':>7}  {'casing':<6} {'‖e‖':>8}"
+    cw = max(6, *(len(r["casing"]) for r in result["window"]))  # "title+continues" with a gazetteer
+    header = f"  {'slot':<5} {'token':<16} {'vocabulary word':<16} {'id':>7}  {'casing':<{cw}} {'‖e‖':>8}"
     out.append(header + (f" {'‖c‖':>8}" if mdl["d_c"] else ""))
     for r in result["window"]:
-        line = (f"  {r['slot']:<5} {r['token']:<16} {r['vocab_word']:<16} {r['id']:>7}  {r['casing']:<6} "
+        line = (f"  {r['slot']:<5} {r['token']:<16} {r['vocab_word']:<16} {r['id']:>7}  {r['casing']:<{cw}} "
                 f"{_g(r['e_norm']):>8}")
         out.append(line + (f" {_g(r['c_norm']):>8}" if mdl["d_c"] else ""))
     part = "e({w}); c({w})" if mdl["d_c"] else "e({w})"

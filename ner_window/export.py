@@ -128,4 +128,18 @@ def runtime_spec(model: Model, onnx_file: str) -> dict:
         "casing_classes": list(CASING_CLASSES), "pad_casing_id": PAD, "casing_used": has_casing,
         "casing_rules": [[CASING_CLASSES.index(name), name, rule] for name, rule in CASING_RULES],
         "words": model.vocab.to_list(),
+        **({"gazetteer": _gazetteer_spec(model)} if model.gazetteer is not None else {}),
+    }
+
+
+def _gazetteer_spec(model: Model) -> dict:
+    """How a model trained with a gazetteer builds its casing input (gazetteer.py, windows.make_windows)."""
+    K = len(CASING_CLASSES)
+    return {
+        "rule": "key of a token = its lowercase form without a leading '#'; in each sentence, left to right, "
+                "the longest run of keys that is one of names (keys joined by one space) gets tag 1 on its first "
+                "token and 2 on the others, the run is skipped, and every other token gets 0",
+        "casing_id": f"casing class id + {K} * tag (pad positions stay {PAD})",
+        "tags": ["outside", "begins", "continues"], "info": model.gazetteer.info,
+        "names": sorted(model.gazetteer.names),
     }

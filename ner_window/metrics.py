@@ -322,6 +322,20 @@ def best_threshold(p: Sequence[float], y_token: Sequence[int], gold_spans: Seque
     return float(t[best]), float(table["entity_f1"][best])
 
 
+def smoothed_threshold(p: Sequence[float], y_token: Sequence[int], gold_spans: Sequence[Sequence[Span]] | None,
+                       sentence_index: Sequence[int], half_width: float = 0.1) -> tuple[float, float]:
+    """The threshold whose entity F1, averaged over the grid thresholds within ± half_width, is
+    highest: (t, entity F1 at t).  Entity F1 is flat near its maximum, so its argmax moves with
+    every ripple (from one epoch to the next); the middle of the plateau does not.
+    Arguments as for pr_curve (on DEFAULT_GRID)."""
+    table = pr_curve(p, y_token, gold_spans, sentence_index)
+    t, f1 = table["threshold"], table["entity_f1"]
+    near = np.abs(t[:, None] - t[None, :]) <= half_width + 1e-9  # (T, T): which thresholds average into each
+    mean = (near * f1[None, :]).sum(axis=1) / near.sum(axis=1)
+    best = int(np.argmax(mean))
+    return float(t[best]), float(f1[best])
+
+
 # ------------------------------------------------------------------ file output
 
 def write_pr_curve(table: dict, path_csv: str | os.PathLike) -> str:

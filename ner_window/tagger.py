@@ -110,7 +110,7 @@ class Tagger:
                      decimals: int | None = None) -> list[tuple[list[str], list[float]]]:
         """Labels and P(location) for pre-tokenised sentences (one window per token),
         the probabilities rounded to ``decimals`` places when given."""
-        windows = make_windows(sentences, self.model.vocab, self.model.radius)
+        windows = make_windows(sentences, self.model.vocab, self.model.radius, gazetteer=self.model.gazetteer)
         if len(windows) == 0:
             return [([], []) for _ in sentences]
         p = predict_proba(self.model.params, windows.ids, windows.casing, self.model.activation)

@@ -2,13 +2,14 @@
 
     for each epoch:
         shuffle the training windows (a generator seeded by (seed, epoch))
+        optional case augmentation: a share of the sentences read lowercased / uppercased
         for each minibatch: optional word dropout -> fast.train_step (forward, backward, update)
         score dev: data loss, token and entity LOC P/R/F1, tuned threshold
         keep the best epoch's parameters (dev LOC entity F1); stop after `patience` bad epochs
         write metrics.csv, the best model, and a checkpoint
 
-Everything random is derived from ``train.seed``: the shuffle and the word dropout
-of epoch e come from generators seeded by ``(seed, e)``, so a run resumed from a
+Everything random is derived from ``train.seed``: the shuffle, the word dropout and
+the case augmentation of epoch e come from generators seeded by ``(seed, e)``, so a run resumed from a
 checkpoint (even one written mid-epoch by SIGINT/SIGTERM) ends with parameters
 byte-identical to an uninterrupted run.
 
@@ -44,10 +45,11 @@ from .embeddings import coverage, prepare_embeddings
 from .errors import ConfigError, NerWindowError, TrainingError
 from .fast import predict_proba, predict_scores, train_step
 from .files import write_text_atomic
+from .gazetteer import Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
 from .vocab import UNK, Vocab
-from .windows import CASING_CLASSES, LabelledData, labelled_data
+from .windows import CASING_CLASSES, LabelledData, labelled_data, n_features, recased_windows
 
 DEFAULT_RUNS = reports.DEFAULT_RUNS
 
@@ -96,17 +98,19 @@ def _check_data_paths(cfg: Config) -> None:
 
 
 def dev_scores(s: np.ndarray, data: LabelledData, classes: list[str], loss: str, pos_weight: float = 1.0,
-               threshold: float | None = None) -> dict:
+               threshold: float | None = None, smoothed: bool = False) -> dict:
     """The dev data loss and LOC token/entity P/R/F1 of scores ``s`` (fast.predict_scores).
 
     The data loss is training's own (model.loss_and_delta_s, the same pos_weight), without
-    the L2 term.  A binary threshold is tuned on ``data`` unless given.
+    the L2 term.  A binary threshold is tuned on ``data`` unless given (metrics.best_threshold,
+    or metrics.smoothed_threshold when ``smoothed``).
     """
     y, gold = data.windows.y, metrics.spans_of_type(data.spans, "LOC")
     dev_data_loss, _ = loss_and_delta_s(s, y, loss, pos_weight)
     p = probabilities(s)
     if p.ndim == 1 and threshold is None:
-        threshold, _ = metrics.best_threshold(p, y, gold, data.windows.sentence)
+        tune = metrics.smoothed_threshold if smoothed else metrics.best_threshold
+        threshold, _ = tune(p, y, gold, data.windows.sentence)
     threshold = 0.5 if p.ndim == 2 else threshold  # multiclass decides by the argmax
     report = metrics.location_scores(is_location(p, threshold, classes), y_location(y, classes),
                                      data.windows.sentence, gold)
@@ -177,6 +181,8 @@ class _Run:
     classes: list[str]
     train_data: LabelledData
     dev_data: LabelledData | None
+    recased: tuple[np.ndarray, np.ndarray] | None  # (ids, casing) (3, N, 2m+1) for case augmentation, or None
+    gazetteer: Gazetteer | None
     created: bool  # this call made run_dir: a failure before the first checkpoint removes it again
 
     def checkpoint(self) -> None:
@@ -236,33 +242,62 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
     if t.batch_size > n_train_tokens:
         raise ConfigError(f"config: train.batch_size = {t.batch_size} is larger than the training data "
                           f"({n_train_tokens} tokens in {cfg.data.train}); use a batch size <= {n_train_tokens}")
+    if t.case_lower + t.case_upper > 1:
+        raise ConfigError(f"config: train.case_lower + train.case_upper = {t.case_lower + t.case_upper:g} is "
+                          f"more than 1 (they are shares of the sentences); lower one of them")
+    if mc.gazetteer != "none" and not mc.casing:
+        raise ConfigError(f"config: model.gazetteer = {mc.gazetteer} is a feature of the casing vectors; "
+                          f"set model.casing: true (or model.gazetteer: none)")
     classes = classes_for(cfg, train_sents)
+    gazetteer = _gazetteer(cfg, run_dir, train_sents, ck is not None, log)
     if ck is None:
-        vocab, params, extra, created = _start(cfg, run_dir, train_sents, dev_sents, classes, log)
+        vocab, params, extra, created = _start(cfg, run_dir, train_sents, dev_sents, classes, gazetteer, log)
         best, velocity, state = params.copy(), make_velocity(params) if t.momentum > 0 else None, LoopState()
     else:
         vocab, params, best, velocity, state, extra, created = ck.vocab, ck.params, ck.best, ck.velocity, \
             ck.state, ck.extra, False
-    train_data = labelled_data(train_sents, vocab, mc.radius, classes, cfg.data.location_types)
-    dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, cfg.data.location_types) if dev_sents else None
+    types = cfg.data.location_types
+    train_data = labelled_data(train_sents, vocab, mc.radius, classes, types, gazetteer)
+    dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, types, gazetteer) if dev_sents else None
+    recased = (recased_windows(train_data.tokens, vocab, mc.radius, train_data.windows, gazetteer)
+               if t.case_lower + t.case_upper > 0 else None)
     log(f"training on {len(train_data.windows):,} windows ({len(train_sents):,} sentences), dev "
         f"{len(dev_data.windows) if dev_data else 0:,} windows; {mc.task}, radius {mc.radius}, hidden {mc.hidden}, "
         f"{mc.activation}, {'fine-tuned' if cfg.embeddings.trainable else 'frozen'} vectors -> {run_dir}")
-    return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, created)
+    return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, recased,
+                gazetteer, created)
 
 
-def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str], log):
+def _gazetteer(cfg: Config, run_dir: Path, train_sents, resumed: bool, log) -> Gazetteer | None:
+    """The run's gazetteer: compiled for a new run (without the names the training data reads
+    otherwise), read back from the run directory when resuming; None without one."""
+    mc = cfg.model
+    if mc.gazetteer == "none":
+        return None
+    if resumed:
+        return Gazetteer.load(run_dir)
+    gazetteer = compile_geonames(mc.gazetteer_min_population, train_sents, cfg.data.location_types)
+    log(f"gazetteer: {len(gazetteer):,} place names ({gazetteer.info['source']}, cities of "
+        f"{mc.gazetteer_min_population:,}+; {gazetteer.info['dropped_by_training_data']:,} dropped: the training "
+        f"data reads them otherwise)")
+    return gazetteer
+
+
+def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str], gazetteer: Gazetteer | None,
+           log):
     """A new run: vocabulary and vectors, fresh parameters, the run directory and its config.json.
 
     Returns (vocab, params, extra, created); extra holds the run's fixed facts for meta.json.
     """
     t, mc = cfg.train, cfg.model
     train_tokens = [list(s.tokens) for s in train_sents]
-    prep = prepare_embeddings(cfg.embeddings, train_tokens, t.seed, dtype=np.dtype(mc.dtype))
+    place_words = (sorted({w for name in gazetteer.names for w in name.split(" ")})
+                   if gazetteer is not None and cfg.embeddings.gazetteer_words else ())
+    prep = prepare_embeddings(cfg.embeddings, train_tokens, t.seed, dtype=np.dtype(mc.dtype), extra_words=place_words)
     rng = np.random.default_rng([t.seed, 1_000_003])
     params = init_params(
         len(prep.vocab), prep.E.shape[1], mc.radius, mc.hidden,
-        n_casing=len(CASING_CLASSES) if mc.casing else 0, d_c=mc.casing_dim if mc.casing else 0,
+        n_casing=n_features(gazetteer is not None) if mc.casing else 0, d_c=mc.casing_dim if mc.casing else 0,
         n_classes=1 if mc.task == "binary" else len(classes), output_bias=mc.output_bias,
         rng=rng, dtype=np.dtype(mc.dtype), E=prep.E,
     )
@@ -278,6 +313,8 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
         raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
                           f"give a directory path you can write to") from None
     write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    if gazetteer is not None:
+        gazetteer.save(run_dir)  # --resume reads it back
     log(f"vocabulary {len(prep.vocab):,} words ({prep.info.get('source')}, d={prep.E.shape[1]}); "
         + (f"pretrained coverage: train tokens {cov['train']['tokens']:.1%} types {cov['train']['types']:.1%}"
            if cov["train"] else "no pretrained vectors")
@@ -306,6 +343,23 @@ def _signals_caught():
             signal.signal(sig, h)
 
 
+def case_variants(cfg: Config, n_sentences: int, sentence: np.ndarray, epoch: int) -> np.ndarray | None:
+    """(N,) how each training window's sentence is read in ``epoch``: 0 as written, 1 lowercased,
+    2 uppercased (windows.RECASINGS); None without case augmentation.
+
+    GloVe is lowercased, so capitalisation reaches the model only through the casing classes,
+    and it leans on them; text whose casing carries no signal (tweets, headlines) teaches it
+    to use the words and the context too.  Drawn per sentence from a generator seeded by
+    (seed, epoch, 2): a resumed epoch draws the same.
+    """
+    t = cfg.train
+    if t.case_lower + t.case_upper == 0:
+        return None
+    r = np.random.default_rng([t.seed, epoch, 2]).random(n_sentences)
+    per_sentence = np.where(r < t.case_lower, 1, np.where(r < t.case_lower + t.case_upper, 2, 0))
+    return per_sentence[sentence]
+
+
 def _train_epoch(run: _Run, stop: dict, log) -> None:
     """The minibatches of epoch state.epoch, from state.batch on; writes a checkpoint if a signal arrives."""
     cfg, state, params = run.cfg, run.state, run.params
@@ -314,6 +368,7 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
     lr, n_batches, unk = lr_at(cfg, epoch), math.ceil(n / t.batch_size), run.vocab.lookup(UNK)
     order = np.random.default_rng([t.seed, epoch]).permutation(n)
     drop_rng = np.random.default_rng([t.seed, epoch, 1])
+    variant = case_variants(cfg, len(run.train_data.sentences), W.sentence, epoch)
     if state.dropout_state is not None:
         drop_rng.bit_generator.state = state.dropout_state
         state.dropout_state = None
@@ -324,12 +379,18 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
     with blas_threads_limited(t.blas_threads), np.errstate(over="ignore", invalid="ignore"):
         for k in range(state.batch, n_batches):
             idx = order[k * t.batch_size:(k + 1) * t.batch_size]
-            ids = W.ids[idx]
+            if variant is None:
+                ids, casing = W.ids[idx], W.casing[idx]
+            else:  # each window as its sentence is read this epoch
+                ids, casing = run.recased[0][variant[idx], idx], run.recased[1][variant[idx], idx]
             if t.word_dropout > 0:
                 # word dropout: the model must learn from context and casing, not only the word's identity
                 ids[drop_rng.random(ids.shape) < t.word_dropout] = unk
+            if t.gazetteer_dropout > 0 and run.gazetteer is not None:
+                # gazetteer dropout: a place the gazetteer lacks reads "outside"; hide the tag of some that have it
+                casing[drop_rng.random(casing.shape) < t.gazetteer_dropout] %= len(CASING_CLASSES)
             loss = train_step(
-                params, ids, W.casing[idx], W.y[idx], lr=lr, activation=cfg.model.activation, loss=cfg.loss,
+                params, ids, casing, W.y[idx], lr=lr, activation=cfg.model.activation, loss=cfg.loss,
                 pos_weight=t.pos_weight, lam=t.l2, train_E=cfg.embeddings.trainable,
                 regularize_E=cfg.embeddings.regularize, momentum=t.momentum, velocity=run.velocity,
             )
@@ -381,7 +442,9 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
     if run.dev_data is not None:
         w = run.dev_data.windows
         s = predict_scores(run.params, w.ids, w.casing, cfg.model.activation)
-        scores = dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight)
+        scores = dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight,
+                            threshold=t.threshold if t.threshold_rule == "fixed" else None,
+                            smoothed=t.threshold_rule == "smoothed")
         row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"],
                     **{f"token_{k}": scores["token"][k] for k in ("precision", "recall", "f1")},
                     **{f"entity_{k}": scores["entity"][k] for k in ("precision", "recall", "f1")}})
@@ -392,7 +455,7 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
         state.best_epoch, state.bad_epochs = epoch, 0
         state.threshold = scores["threshold"] if scores else 0.5
         run.best = run.params.copy()
-        save_model(run.run_dir / MODEL_SUBDIR, run.best, run.vocab, _model_meta(run, scores))
+        save_model(run.run_dir / MODEL_SUBDIR, run.best, run.vocab, _model_meta(run, scores), run.gazetteer)
     else:
         state.bad_epochs += 1
     log(_epoch_line(row, improved))

@@ -173,7 +173,8 @@ def model_slices(run_dir: Path, dev_path: str | Path, seen: set[str]) -> dict:
     model = load_model(run_dir)
     cfg = model.config
     sentences = read_conll(dev_path, cfg.data.scheme)
-    data = labelled_data(sentences, model.vocab, model.radius, model.classes, cfg.data.location_types)
+    data = labelled_data(sentences, model.vocab, model.radius, model.classes, cfg.data.location_types,
+                         model.gazetteer)
     w = data.windows
     y_loc = y_location(w.y, model.classes)
     gold = metrics.spans_of_type(data.spans, "LOC")
