@@ -6,6 +6,12 @@ Both location scores, always, labelled as such:
 * entity level: predicted spans are runs of consecutive tokens predicted as
   location; a span counts only if it equals a gold span decoded as conlleval does.
 
+A sentence-level model (model.output: sentence) decides by the Viterbi path of each sentence
+(sentence.decode): its entities are its B- tags and the I- tags after them, and P(location)
+is the marginal.  Every model gets the entity error breakdown (metrics.error_breakdown):
+gold places missed (no prediction overlaps them), boundary errors (a prediction overlaps but
+none equals them: "[Gulf] of [Mexico]") and spurious predictions (overlapping no gold place).
+
 Multiclass models also get the conlleval table (P/R/F1 per type and overall).
 ``--predictions`` writes ``token gold pred`` lines (IOB2, blank line between
 sentences) that the conlleval script accepts; its LOC F1 equals ours.
@@ -21,9 +27,10 @@ import numpy as np
 from . import metrics, reports
 from .artifact import Model, load_model
 from .conll import read_conll
-from .decision import decide, is_location, p_location, y_location
+from .decision import decide, is_location, is_location_class, p_location, y_location
 from .errors import DataError
-from .fast import predict_proba
+from .fast import predict_proba, predict_scores
+from .sentence import decode, decoded_spans, starts_of
 from .windows import labelled_data
 
 
@@ -50,22 +57,21 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
     sentences = read_conll(path, scheme or cfg.data.scheme, strict=strict)
     classes = model.classes
     data = labelled_data(sentences, model.vocab, model.radius, classes, cfg.data.location_types)
-    p = predict_proba(model.params, data.windows.ids, data.windows.casing, model.activation)
-    pred = decide(p, model.threshold, classes)
+    p, pred, is_loc, pred_spans = _decisions(model, data)
     y_loc = y_location(data.windows.y, classes)
-    is_loc = is_location(p, model.threshold, classes)
     gold_loc = metrics.spans_of_type(data.spans, "LOC")
-    loc = metrics.location_scores(is_loc, y_loc, data.windows.sentence, gold_loc)
+    pred_loc = metrics.spans_of_type(pred_spans, "LOC")
+    loc = metrics.location_scores(is_loc, y_loc, data.windows.sentence, gold_loc, pred_spans=pred_loc)
     report = {
         "model": str(model.path),
         "data": str(path),
         "task": model.task,
-        "loc": {"token": loc["token"], "entity": loc["entity"]},
-        "threshold": model.threshold,
+        "output": model.output,
+        "loc": {"token": loc["token"], "entity": loc["entity"], "breakdown": metrics.error_breakdown(gold_loc, pred_loc)},
+        "threshold": model.threshold if model.output == "window" else None,
         "sentences": len(sentences),
         "tokens": int(len(data.windows)),
     }
-    pred_spans = _typed_pred_spans(pred, data.windows.sentence, len(sentences), classes)
     if model.task == "multiclass":
         report["per_type"] = metrics.conlleval_table(data.spans, pred_spans)
     if predictions:
@@ -77,14 +83,31 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
             pred_tags.append(_iob2(predicted, n, keep))
         metrics.write_conlleval(predictions, [s.tokens for s in sentences], gold_tags, pred_tags)
     if pr_curve:
-        binary = model.task == "binary"
+        binary = model.task == "binary" and model.output == "window"
+        if model.output == "sentence":
+            loc = {**loc, "rule": "Viterbi path"}
         reports.pr_curve_files(p_location(p, classes), y_loc, gold_loc, data.windows.sentence, pr_curve,
                                title=f"model {model.path} on {path}", threshold=model.threshold if binary else None,
                                decision=None if binary else loc)
     if n_errors:
         report["errors"] = reports.model_errors(data.tokens, p, y_loc, model.radius, model.threshold, classes,
-                                                k=n_errors)
+                                                k=n_errors, is_loc=is_loc if model.output == "sentence" else None)
     return report
+
+
+def _decisions(model: Model, data) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """(p, class id per token, is-LOC per token, typed entity spans per sentence) of the model's own
+    decision: decision.decide (window models) or the Viterbi path (sentence models, p the marginals)."""
+    classes, w = model.classes, data.windows
+    if model.output == "sentence":
+        starts = starts_of([len(s.tokens) for s in data.sentences])
+        decoded = decode(predict_scores(model.params, w.ids, w.casing, model.activation), model.params.A, starts)
+        return (decoded.p, decoded.classes, is_location_class(decoded.classes, classes),
+                decoded_spans(decoded.tags, starts, classes))
+    p = predict_proba(model.params, w.ids, w.casing, model.activation)
+    pred = decide(p, model.threshold, classes)
+    return p, pred, is_location(p, model.threshold, classes), _typed_pred_spans(pred, w.sentence, len(data.sentences),
+                                                                                 classes)
 
 
 def _typed_pred_spans(pred: np.ndarray, sentence: np.ndarray, n_sentences: int, classes: list[str]):
@@ -117,10 +140,13 @@ def _iob2(spans, n: int, keep: list[str]) -> list[str]:
 
 def format_report(report: dict) -> str:
     """The text form of an evaluation report."""
+    decides = ("sentence-level, Viterbi" if report["threshold"] is None and report.get("output") == "sentence"
+               else f"threshold {report['threshold']:.3f}")
     lines = [f"{report['data']}: {report['sentences']:,} sentences, {report['tokens']:,} tokens; "
-             f"model {report['model']} ({report['task']}, threshold {report['threshold']:.3f})",
+             f"model {report['model']} ({report['task']}, {decides})",
              metrics.format_prf("token-level", report["loc"]["token"], "tokens"),
-             metrics.format_prf("entity-level", report["loc"]["entity"], "entities")]
+             metrics.format_prf("entity-level", report["loc"]["entity"], "entities"),
+             metrics.format_breakdown(report["loc"]["breakdown"])]
     if "per_type" in report:
         lines += ["", metrics.format_conlleval(report["per_type"])]
     if "errors" in report:

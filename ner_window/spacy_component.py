@@ -83,8 +83,8 @@ def make_ner_window(nlp: Language, name: str, model: Optional[str], threshold: O
     """The component; the config keys are explained in the module docstring."""
     tagger = Tagger.load(model, threshold)
     if threshold is not None and not tagger.binary:
-        raise ConfigError(f"ner_window component: threshold applies to binary models; {tagger.model.path} is "
-                          f"{tagger.model.task} and tags the argmax class (leave threshold null)")
+        raise ConfigError(f"ner_window component: threshold applies to binary models (window output); "
+                          f"{tagger.rule} (leave threshold null)")
     return NerWindowComponent(tagger, name, overwrite_ents=overwrite_ents, align_tokens=align_tokens, scorer=scorer)
 
 
