@@ -23,6 +23,12 @@ kern.binary_head / kern.softmax_head (kernels.py) run the lines from s to step_c
 compiled loop each, and kern.add_bias the "+= b".  predict_proba runs gather ->
 forward -> probabilities in chunks; predict_scores stops at s.
 
+sentence_train_step (a sentence-level model, sentence.py) is the same table with one line
+swapped: instead of loss_and_delta_s, the tag scores s (N, T) of a batch of whole sentences
+go through sentence.loss_and_delta_s, by kern.sll_batch (compiled) or sentence.sll_batch
+(numpy), which give step_s = −lr δs and the step of A; the lines after it are train_step's
+(_hidden_steps, _update).
+
 Why it is fast: scratch buffers reused across calls (no allocation per batch),
 gathering with np.take(out=), activations and derivatives into those buffers with
 f' taken from h, no ∂J/∂X at all when E is frozen (only the casing columns when there
@@ -45,6 +51,7 @@ cores its own way: predict_proba runs independent chunks in threads, each with o
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import threading
@@ -96,6 +103,13 @@ class _TrainBuffers:
         self.step_u = np.empty(H if n_out == 1 else (n_out, H), dtype)
         self.step_c = np.empty(n_out, dtype)
         self.no_bias = np.zeros(n_out, dtype)  # c for a model without an output bias
+
+    def first(self, n: int) -> "_TrainBuffers":
+        """The same scratch with its per-row arrays cut to their first n rows (contiguous views)."""
+        view = copy.copy(self)
+        for name in ("X", "z", "s", "delta", "work", "dX", "t"):
+            setattr(view, name, getattr(self, name)[:n])
+        return view
 
 
 def _train_buffers(params: Params, B: int) -> _TrainBuffers:
@@ -319,14 +333,16 @@ def sentence_train_step(params: Params, ids: np.ndarray, casing: np.ndarray | No
     """
     check_activation(activation)
     if params.A is None:
-        raise ValueError("sentence_train_step needs a sentence-level model (params.A); train_step trains a window model")
+        raise ValueError("sentence_train_step needs a sentence-level model (params.A); train_step trains window models")
     if momentum and velocity is None:
         raise ValueError("momentum > 0 needs velocity=make_velocity(params)")
     check_window_shape(ids, casing, params.window, params.C is not None)
     kern = _fast_kernels()
     lr, lam, momentum = float(lr), float(lam), float(momentum)
     N = ids.shape[0]
-    buf = _train_buffers(params, N)
+    # a batch of whole sentences has a different N every step: scratch for N rounded up to 64
+    # rows, cut to N, keeps the buffers cached (one per size would be reallocated every step)
+    buf = _train_buffers(params, -(-N // 64) * 64).first(N)
     X, h = _forward_into(kern, params, ids, casing, activation, buf)
     S = _scores_into(h, *_output_layer(params), buf.s)  # (N, T)
     starts = np.ascontiguousarray(starts, dtype=np.int64)

@@ -1,4 +1,5 @@
-"""Compiled loops for the fast path's small work: gather, bias, output layer + δ, scatter.
+"""Compiled loops for the fast path's small work: gather, bias, output layer + δ, scatter,
+and the sentence-level recursions (sll_batch: sentence.py's forward-backward and gradients).
 
 Why they exist.  A training step on a batch of 64 windows (d = 50, H = 100) is two
 BLAS products with E frozen (Z = X Wᵀ, ΔW = Δᵀ X) and three fine-tuned (+ ∂J/∂X = Δ W);

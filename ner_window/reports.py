@@ -112,8 +112,8 @@ def plot_pr_curve(table: dict, path: Path, *, title: str, threshold: float | Non
 
     threshold: the binary model's chosen t, marked on both panels.  decision: for a model
     that does not threshold p (multiclass: argmax), its own token / entity scores
-    ({"token": {...}, "entity": {...}}, and "rule" when it is not the argmax), marked as one point each.  title names the model
-    and the data.  None without matplotlib.
+    ({"token": {...}, "entity": {...}}, and "rule" when it is not the argmax), marked as one point
+    each.  title names the model and the data.  None without matplotlib.
     """
     made = _figure(9.5, 3.8, 2)
     if made is None:

@@ -194,7 +194,8 @@ def log_alpha(S: np.ndarray, A: np.ndarray) -> np.ndarray:
     alpha = np.empty_like(S)
     alpha[0] = A[T] + S[0]  # α_0(j) = A[start, j] + S[0, j]
     for k in range(1, n):
-        alpha[k] = S[k] + logsumexp(alpha[k - 1][:, None] + A[:T], axis=0)  # α_k(j) = S[k,j] + logadd_i(α_{k-1}(i) + A[i,j])
+        # α_k(j) = S[k, j] + logadd_i (α_{k-1}(i) + A[i, j])
+        alpha[k] = S[k] + logsumexp(alpha[k - 1][:, None] + A[:T], axis=0)
     return alpha
 
 
@@ -204,7 +205,8 @@ def log_beta(S: np.ndarray, A: np.ndarray) -> np.ndarray:
     beta = np.empty_like(S)
     beta[n - 1] = 0.0  # β_{n-1}(i) = 0: nothing follows the last token
     for k in range(n - 2, -1, -1):
-        beta[k] = logsumexp(A[:T] + (S[k + 1] + beta[k + 1])[None, :], axis=1)  # β_k(i) = logadd_j(A[i,j] + S[k+1,j] + β_{k+1}(j))
+        # β_k(i) = logadd_j (A[i, j] + S[k+1, j] + β_{k+1}(j))
+        beta[k] = logsumexp(A[:T] + (S[k + 1] + beta[k + 1])[None, :], axis=1)
     return beta
 
 
@@ -280,18 +282,28 @@ def viterbi(S: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, float]:
 
 # --- The same maths vectorised over the sentences of a batch ------------------------------------
 #
-# Time-major: sort the sentences longest first; at position k the sentences that have a token k
-# are then a prefix of that order (counts[k] of them), and one numpy call handles all of them.
-# A loop over positions (the longest sentence's length) replaces the loop over sentences.
+# Time-major: sort the sentences longest first; the sentences that have a token k are then the
+# counts[k] longest, a prefix of that order.  Lay the rows out position by position (token 0 of
+# every sentence, then token 1 of those that have one, ...): block k holds rows offsets[k] to
+# offsets[k+1], and the first counts[k+1] rows of block k are the same sentences as block k+1.
+# Every step of a recursion is then one numpy call on contiguous slices, for all sentences at
+# once, and a loop over positions (the longest sentence's length) replaces the loop over
+# sentences.  logaddexp.reduce is logsumexp in one call (max-shifted, like logsumexp above).
 
 
 class Layout(NamedTuple):
-    """Sentences sorted longest first: first (B,) the row of each one's token 0, counts (L+1,)
-    counts[k] = how many have a token k (counts[L] = 0), lengths (B,) in that order."""
+    """The time-major layout of B sentences of N rows in all.
 
-    first: np.ndarray
-    counts: np.ndarray
-    lengths: np.ndarray
+    rows (N,)        the row of S at each time-major position (S[rows] is S time-major)
+    offsets (L+1,)   block k (token k of every sentence that has one) is offsets[k]:offsets[k+1]
+    sentence (N,)    which sentence (0 = the longest) each time-major position belongs to
+    last (B,)        the time-major position of each sentence's last token, longest first
+    """
+
+    rows: np.ndarray
+    offsets: np.ndarray
+    sentence: np.ndarray
+    last: np.ndarray
 
 
 def layout(starts: np.ndarray) -> Layout:
@@ -299,72 +311,95 @@ def layout(starts: np.ndarray) -> Layout:
     starts = np.asarray(starts, dtype=np.intp)
     lengths = np.diff(starts)
     order = np.argsort(-lengths, kind="stable")
-    L = int(lengths.max()) if lengths.size else 0
-    counts = len(lengths) - np.searchsorted(np.sort(lengths), np.arange(L + 1), side="right")
-    return Layout(first=starts[:-1][order], counts=counts, lengths=lengths[order])
+    lengths, first = lengths[order], starts[:-1][order]
+    L, N = (int(lengths[0]) if lengths.size else 0), int(lengths.sum())
+    counts = len(lengths) - np.searchsorted(lengths[::-1], np.arange(L), side="right")  # sentences longer than k
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
+    b = np.repeat(np.arange(len(lengths)), lengths)  # each row's sentence, sentence after sentence
+    k = np.arange(N) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # and its position in it
+    rows, sentence = np.empty(N, dtype=np.intp), np.empty(N, dtype=np.intp)
+    rows[offsets[k] + b], sentence[offsets[k] + b] = first[b] + k, b
+    nonempty = lengths > 0
+    return Layout(rows, offsets, sentence, offsets[lengths[nonempty] - 1] + np.flatnonzero(nonempty))
+
+
+def _log_alpha_tm(St: np.ndarray, A: np.ndarray, lay: Layout) -> np.ndarray:
+    """log_alpha of every sentence, time-major: St = S[lay.rows] (N, T) -> α (N, T)."""
+    T, o, alpha = St.shape[1], lay.offsets, np.empty_like(St)
+    if len(o) < 2:  # no tokens at all
+        return alpha
+    alpha[:o[1]] = A[T] + St[:o[1]]
+    for k in range(1, len(o) - 1):
+        n = o[k + 1] - o[k]
+        alpha[o[k]:o[k + 1]] = St[o[k]:o[k + 1]] + np.logaddexp.reduce(
+            alpha[o[k - 1]:o[k - 1] + n, :, None] + A[None, :T], axis=1)
+    return alpha
+
+
+def _log_beta_tm(St: np.ndarray, A: np.ndarray, lay: Layout) -> np.ndarray:
+    """log_beta of every sentence, time-major: β (N, T), 0 at each sentence's last token."""
+    T, o, beta = St.shape[1], lay.offsets, np.zeros_like(St)
+    for k in range(len(o) - 3, -1, -1):
+        n = o[k + 2] - o[k + 1]  # the sentences that have a token k + 1
+        beta[o[k]:o[k] + n] = np.logaddexp.reduce(
+            A[None, :T] + (St[o[k + 1]:o[k + 2]] + beta[o[k + 1]:o[k + 2]])[:, None, :], axis=2)
+    return beta
+
+
+def _from_tm(a_tm: np.ndarray, lay: Layout) -> np.ndarray:
+    """A time-major array back in the rows' own order."""
+    out = np.empty_like(a_tm)
+    out[lay.rows] = a_tm
+    return out
 
 
 def log_alpha_batch(S: np.ndarray, A: np.ndarray, lay: Layout) -> np.ndarray:
     """log_alpha of every sentence: α (N, T)."""
-    T, alpha = S.shape[1], np.empty_like(S)
-    rows = lay.first[:lay.counts[0]]
-    alpha[rows] = A[T] + S[rows]
-    for k in range(1, len(lay.counts) - 1):
-        rows = lay.first[:lay.counts[k]] + k
-        alpha[rows] = S[rows] + logsumexp(alpha[rows - 1][:, :, None] + A[None, :T], axis=1)
-    return alpha
+    return _from_tm(_log_alpha_tm(S[lay.rows], A, lay), lay)
 
 
 def log_beta_batch(S: np.ndarray, A: np.ndarray, lay: Layout) -> np.ndarray:
     """log_beta of every sentence: β (N, T)."""
-    T, beta = S.shape[1], np.empty_like(S)
-    nonempty = lay.lengths > 0
-    beta[lay.first[nonempty] + lay.lengths[nonempty] - 1] = 0.0  # each sentence's last token
-    for k in range(len(lay.counts) - 3, -1, -1):
-        rows = lay.first[:lay.counts[k + 1]] + k  # the sentences that have a token k + 1
-        beta[rows] = logsumexp(A[None, :T] + (S[rows + 1] + beta[rows + 1])[:, None, :], axis=2)
-    return beta
+    return _from_tm(_log_beta_tm(S[lay.rows], A, lay), lay)
 
 
-def _log_Z_per_row(alpha: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(log Z of each sentence (B,) (0 for an empty one), the same for each row (N,))."""
-    starts = np.asarray(starts, dtype=np.intp)
-    lengths = np.diff(starts)
-    log_Z = np.zeros(len(lengths), dtype=alpha.dtype)
-    nonempty = lengths > 0
-    log_Z[nonempty] = logsumexp(alpha[starts[1:][nonempty] - 1], axis=1)
-    return log_Z, np.repeat(log_Z, lengths)
+def _marginals_tm(St: np.ndarray, A: np.ndarray, lay: Layout):
+    """(α, β, log Z of each sentence (B,), P) time-major."""
+    alpha, beta = _log_alpha_tm(St, A, lay), _log_beta_tm(St, A, lay)
+    log_Z = np.logaddexp.reduce(alpha[lay.last], axis=1)  # log Z = logadd_j α_{n-1}(j)
+    return alpha, beta, log_Z, np.exp(alpha + beta - log_Z[lay.sentence][:, None])
 
 
 def marginals_batch(S: np.ndarray, A: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """P (N, T), P[r, j] = P(tag j at row r | its sentence), for every sentence at once."""
     lay = layout(starts)
-    alpha, beta = log_alpha_batch(S, A, lay), log_beta_batch(S, A, lay)
-    _, log_Z_row = _log_Z_per_row(alpha, starts)
-    return np.exp(alpha + beta - log_Z_row[:, None])
+    return _from_tm(_marginals_tm(S[lay.rows], A, lay)[3], lay)
 
 
 def sll_batch(S: np.ndarray, A: np.ndarray, y: np.ndarray, starts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """loss_and_delta_s, vectorised over the sentences: (J_data, δs (N, T), ∂J_data/∂A (T+1, T))."""
     N, T = S.shape
-    starts = np.asarray(starts, dtype=np.intp)
-    y = np.asarray(y, dtype=np.intp)
+    if N == 0:
+        return 0.0, np.zeros_like(S), np.zeros_like(A)
     lay = layout(starts)
-    alpha, beta = log_alpha_batch(S, A, lay), log_beta_batch(S, A, lay)
-    log_Z, log_Z_row = _log_Z_per_row(alpha, starts)
-    first = np.zeros(N, dtype=bool)
-    first[starts[:-1][np.diff(starts) > 0]] = True
-    prev = np.where(first, T, np.roll(y, 1))  # y_{k-1}, the start at each sentence's token 0
-    score = float(A[prev, y].sum() + S[np.arange(N), y].sum())
-    P = np.exp(alpha + beta - log_Z_row[:, None])
-    r = np.flatnonzero(~first)  # rows with a previous token in their sentence
+    St, yt = S[lay.rows], np.asarray(y, dtype=np.intp)[lay.rows]
+    alpha, beta, log_Z, P = _marginals_tm(St, A, lay)
+    o = lay.offsets
+    prev = np.empty(N, dtype=np.intp)  # y_{k-1} at each position: the start in block 0
+    prev[:o[1]] = T
+    for k in range(1, len(o) - 1):
+        prev[o[k]:o[k + 1]] = yt[o[k - 1]:o[k - 1] + o[k + 1] - o[k]]
+    score = float(A[prev, yt].sum() + St[np.arange(N), yt].sum())
+    prev_row = np.concatenate([np.arange(o[k - 1], o[k - 1] + o[k + 1] - o[k]) for k in range(1, len(o) - 1)]
+                              + [np.zeros(0, np.intp)])  # the time-major position of each row's previous token
     pairs = np.zeros_like(A)
-    pairs[T] = P[first].sum(axis=0)
-    pairs[:T] = np.exp(alpha[r - 1][:, :, None] + A[None, :T] + (S[r] + beta[r])[:, None, :]
-                       - log_Z_row[r][:, None, None]).sum(axis=0)
+    pairs[T] = P[:o[1]].sum(axis=0)  # the pairs (start, y_0)
+    r = np.arange(o[1], N)
+    pairs[:T] = np.exp(alpha[prev_row][:, :, None] + A[None, :T] + (St[r] + beta[r])[:, None, :]
+                       - log_Z[lay.sentence[r]][:, None, None]).sum(axis=0)
     counts = np.zeros(A.shape)
-    np.add.at(counts, (prev, y), 1.0)
-    delta_s = P - np.eye(T, dtype=S.dtype)[y]
+    np.add.at(counts, (prev, yt), 1.0)
+    delta_s = _from_tm(P - np.eye(T, dtype=S.dtype)[yt], lay)
     return (float(log_Z.sum()) - score) / N, delta_s / N, ((pairs - counts) / N).astype(S.dtype)
 
 
@@ -372,30 +407,26 @@ def viterbi_batch(S: np.ndarray, A: np.ndarray, starts: np.ndarray) -> np.ndarra
     """viterbi() of every sentence: the best tag paths, (N,) intp, sentence after sentence."""
     N, T = S.shape
     lay = layout(starts)
-    L = len(lay.counts) - 1
-    tags = np.empty(N, dtype=np.intp)
     if N == 0:
-        return tags
+        return np.empty(0, dtype=np.intp)
+    St, o = S[lay.rows], lay.offsets
     back = np.empty((N, T), dtype=np.intp)
-    last = np.empty(len(lay.first), dtype=np.intp)  # each sentence's best final tag
-    n_k = lay.counts[0]
-    v = A[T] + S[lay.first[:n_k]]
-    for k in range(1, L):
-        n_next = lay.counts[k]
-        last[n_next:n_k] = v[n_next:n_k].argmax(axis=1)  # the sentences whose last token is k − 1
-        rows = lay.first[:n_next] + k
-        cand = v[:n_next, :, None] + A[None, :T]
-        back[rows] = cand.argmax(axis=1)
-        v, n_k = S[rows] + cand.max(axis=1), n_next
-    last[:n_k] = v.argmax(axis=1)
-    current = last  # the tag at position k of each sentence, walking back from its end
-    for k in range(L - 1, -1, -1):
-        n_k = lay.counts[k]
-        rows = lay.first[:n_k] + k
-        tags[rows] = current[:n_k]
+    last = np.empty(len(lay.last), dtype=np.intp)  # each sentence's best final tag
+    v = A[T] + St[:o[1]]
+    for k in range(1, len(o) - 1):
+        n = o[k + 1] - o[k]
+        last[n:len(v)] = v[n:].argmax(axis=1)  # the sentences whose last token is k − 1
+        cand = v[:n, :, None] + A[None, :T]  # cand[b, i, j] = v_{k-1}(i) + A[i, j]
+        back[o[k]:o[k + 1]] = cand.argmax(axis=1)
+        v = St[o[k]:o[k + 1]] + cand.max(axis=1)
+    last[:len(v)] = v.argmax(axis=1)
+    tags, current = np.empty(N, dtype=np.intp), last  # current: each sentence's tag at position k
+    for k in range(len(o) - 2, -1, -1):
+        n = o[k + 1] - o[k]
+        tags[o[k]:o[k + 1]] = current[:n]
         if k:
-            current[:n_k] = back[rows, current[:n_k]]
-    return tags
+            current[:n] = back[o[k]:o[k + 1]][np.arange(n), current[:n]]
+    return _from_tm(tags, lay)
 
 
 def class_marginals(P: np.ndarray, n_classes: int) -> np.ndarray:

@@ -12,6 +12,10 @@ of epoch e come from generators seeded by ``(seed, e)``, so a run resumed from a
 checkpoint (even one written mid-epoch by SIGINT/SIGTERM) ends with parameters
 byte-identical to an uninterrupted run.
 
+A sentence-level model (model.output: sentence) runs the same loop over minibatches of whole
+sentences (_batches: shuffled sentences, at least batch_size tokens a batch) with
+fast.sentence_train_step, and is scored on dev by its Viterbi path (sentence_dev_scores).
+
 This module is the loop; what it writes lives beside it: ``model/`` (artifact.py),
 ``checkpoint/`` (checkpoint.py), ``metrics.csv``, ``learning_curve.png``,
 ``pr_curve.csv``/``.png``, ``errors.txt`` and the ``runs/latest`` link (reports.py).

@@ -101,8 +101,6 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "window": ("window output: each token decided alone (p = σ(s), tuned threshold)", ["model.output=window"]),
     "sentence": ("sentence-level output: IOB2 tag scores + transitions, SLL, Viterbi (issue 16)",
                  ["model.output=sentence"]),
-    "sentence-multiclass": ("sentence-level, tags O + B-/I- of LOC, MISC, ORG, PER; LOC scored",
-                            ["model.output=sentence", "model.task=multiclass"]),
 }
 
 

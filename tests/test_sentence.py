@@ -244,3 +244,12 @@ def test_the_compiled_kernel_equals_the_numpy_batch():
         np.testing.assert_allclose(dS_k, -0.1 * delta_s, atol=1e-7)
         np.testing.assert_allclose(dA_k[np.isfinite(A)], -0.1 * dA[np.isfinite(A)], atol=1e-7)
         assert (dA_k[~np.isfinite(A)] == 0).all()
+
+
+def test_the_batched_functions_take_a_batch_without_tokens():
+    A, S = sn.init_transitions(3, np.float64), np.zeros((0, 3))
+    starts = sn.starts_of([0, 0])
+    assert sn.viterbi_batch(S, A, starts).shape == (0,)
+    assert sn.marginals_batch(S, A, starts).shape == (0, 3)
+    J, delta_s, dA = sn.sll_batch(S, A, np.zeros(0, np.intp), starts)
+    assert J == 0.0 and delta_s.shape == (0, 3) and not dA.any()
