@@ -286,9 +286,10 @@ def viterbi(S: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, float]:
 # counts[k] longest, a prefix of that order.  Lay the rows out position by position (token 0 of
 # every sentence, then token 1 of those that have one, ...): block k holds rows offsets[k] to
 # offsets[k+1], and the first counts[k+1] rows of block k are the same sentences as block k+1.
-# Every step of a recursion is then one numpy call on contiguous slices, for all sentences at
+# Every step of a recursion is then a few numpy calls on contiguous slices, for all sentences at
 # once, and a loop over positions (the longest sentence's length) replaces the loop over
-# sentences.  logaddexp.reduce is logsumexp in one call (max-shifted, like logsumexp above).
+# sentences.  Each step's logadd is _log_matmul_exp: still log space, but shifted by one max per
+# sentence (and one for A) instead of one per tag pair, so a token costs 2T exp/log, not T².
 
 
 class Layout(NamedTuple):
@@ -323,26 +324,44 @@ def layout(starts: np.ndarray) -> Layout:
     return Layout(rows, offsets, sentence, offsets[lengths[nonempty] - 1] + np.flatnonzero(nonempty))
 
 
+def _shifted_exp(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """(exp(A[:T] − c), c) with c the largest finite transition score: every entry in [0, 1]."""
+    T = A.shape[1]
+    c = float(A[:T][np.isfinite(A[:T])].max())
+    return np.exp(A[:T].astype(np.float64) - c), c
+
+
+def _log_matmul_exp(x: np.ndarray, expA: np.ndarray, c: float) -> np.ndarray:
+    """logadd_i (x[:, i] + A[i, j]) for every row of x (n, T), i.e. log(exp(x) @ exp(A)), given
+    expA = exp(A − c): x is shifted by its row max m first, so exp sees no positive number, and
+    log(exp(x − m) @ expA) + m + c is the same logadd.  A logadd of only −∞ terms is −∞."""
+    m = x.max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(x - m) @ expA) + (m + c)
+
+
 def _log_alpha_tm(St: np.ndarray, A: np.ndarray, lay: Layout) -> np.ndarray:
     """log_alpha of every sentence, time-major: St = S[lay.rows] (N, T) -> α (N, T)."""
     T, o, alpha = St.shape[1], lay.offsets, np.empty_like(St)
     if len(o) < 2:  # no tokens at all
         return alpha
+    expA, c = _shifted_exp(A)
     alpha[:o[1]] = A[T] + St[:o[1]]
-    for k in range(1, len(o) - 1):
+    for k in range(1, len(o) - 1):  # α_k(j) = S[k, j] + logadd_i (α_{k-1}(i) + A[i, j])
         n = o[k + 1] - o[k]
-        alpha[o[k]:o[k + 1]] = St[o[k]:o[k + 1]] + np.logaddexp.reduce(
-            alpha[o[k - 1]:o[k - 1] + n, :, None] + A[None, :T], axis=1)
+        alpha[o[k]:o[k + 1]] = St[o[k]:o[k + 1]] + _log_matmul_exp(alpha[o[k - 1]:o[k - 1] + n], expA, c)
     return alpha
 
 
 def _log_beta_tm(St: np.ndarray, A: np.ndarray, lay: Layout) -> np.ndarray:
     """log_beta of every sentence, time-major: β (N, T), 0 at each sentence's last token."""
-    T, o, beta = St.shape[1], lay.offsets, np.zeros_like(St)
-    for k in range(len(o) - 3, -1, -1):
+    o, beta = lay.offsets, np.zeros_like(St)
+    if len(o) < 2:
+        return beta
+    expA, c = _shifted_exp(A)
+    for k in range(len(o) - 3, -1, -1):  # β_k(i) = logadd_j (A[i, j] + S[k+1, j] + β_{k+1}(j))
         n = o[k + 2] - o[k + 1]  # the sentences that have a token k + 1
-        beta[o[k]:o[k] + n] = np.logaddexp.reduce(
-            A[None, :T] + (St[o[k + 1]:o[k + 2]] + beta[o[k + 1]:o[k + 2]])[:, None, :], axis=2)
+        beta[o[k]:o[k] + n] = _log_matmul_exp(St[o[k + 1]:o[k + 2]] + beta[o[k + 1]:o[k + 2]], expA.T, c)
     return beta
 
 
@@ -354,13 +373,13 @@ def _from_tm(a_tm: np.ndarray, lay: Layout) -> np.ndarray:
 
 
 def log_alpha_batch(S: np.ndarray, A: np.ndarray, lay: Layout) -> np.ndarray:
-    """log_alpha of every sentence: α (N, T)."""
-    return _from_tm(_log_alpha_tm(S[lay.rows], A, lay), lay)
+    """log_alpha of every sentence: α (N, T), float64."""
+    return _from_tm(_log_alpha_tm(S[lay.rows].astype(np.float64), A, lay), lay)
 
 
 def log_beta_batch(S: np.ndarray, A: np.ndarray, lay: Layout) -> np.ndarray:
-    """log_beta of every sentence: β (N, T)."""
-    return _from_tm(_log_beta_tm(S[lay.rows], A, lay), lay)
+    """log_beta of every sentence: β (N, T), float64."""
+    return _from_tm(_log_beta_tm(S[lay.rows].astype(np.float64), A, lay), lay)
 
 
 def _marginals_tm(St: np.ndarray, A: np.ndarray, lay: Layout):
@@ -373,7 +392,7 @@ def _marginals_tm(St: np.ndarray, A: np.ndarray, lay: Layout):
 def marginals_batch(S: np.ndarray, A: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """P (N, T), P[r, j] = P(tag j at row r | its sentence), for every sentence at once."""
     lay = layout(starts)
-    return _from_tm(_marginals_tm(S[lay.rows], A, lay)[3], lay)
+    return _from_tm(_marginals_tm(S[lay.rows].astype(np.float64), A, lay)[3], lay)
 
 
 def sll_batch(S: np.ndarray, A: np.ndarray, y: np.ndarray, starts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -382,7 +401,7 @@ def sll_batch(S: np.ndarray, A: np.ndarray, y: np.ndarray, starts: np.ndarray) -
     if N == 0:
         return 0.0, np.zeros_like(S), np.zeros_like(A)
     lay = layout(starts)
-    St, yt = S[lay.rows], np.asarray(y, dtype=np.intp)[lay.rows]
+    St, yt = S[lay.rows].astype(np.float64), np.asarray(y, dtype=np.intp)[lay.rows]
     alpha, beta, log_Z, P = _marginals_tm(St, A, lay)
     o = lay.offsets
     prev = np.empty(N, dtype=np.intp)  # y_{k-1} at each position: the start in block 0
@@ -399,8 +418,8 @@ def sll_batch(S: np.ndarray, A: np.ndarray, y: np.ndarray, starts: np.ndarray) -
                        - log_Z[lay.sentence[r]][:, None, None]).sum(axis=0)
     counts = np.zeros(A.shape)
     np.add.at(counts, (prev, yt), 1.0)
-    delta_s = _from_tm(P - np.eye(T, dtype=S.dtype)[yt], lay)
-    return (float(log_Z.sum()) - score) / N, delta_s / N, ((pairs - counts) / N).astype(S.dtype)
+    delta_s = _from_tm(P - np.eye(T)[yt], lay)
+    return (float(log_Z.sum()) - score) / N, (delta_s / N).astype(S.dtype), ((pairs - counts) / N).astype(S.dtype)
 
 
 def viterbi_batch(S: np.ndarray, A: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -113,11 +113,12 @@ class Tagger:
                      decimals: int | None = None) -> list[tuple[list[str], list[float]]]:
         """Labels and P(location) for pre-tokenised sentences (one window per token),
         the probabilities rounded to ``decimals`` places when given."""
-        return self._label(sentences, decimals)[0]
+        return self.label_tokens_and_begins(sentences, decimals)[0]
 
-    def _label(self, sentences: Sequence[Sequence[str]], decimals: int | None):
+    def label_tokens_and_begins(self, sentences: Sequence[Sequence[str]], decimals: int | None = None):
         """(label_tokens' list, the entity-begins flags per sentence or None): a sentence model's
-        B- tags, where a span starts even right after another one of its class."""
+        B- tags, where a span starts even right after another one of its class (None for a
+        window model, whose spans are the runs of equal labels)."""
         windows = make_windows(sentences, self.model.vocab, self.model.radius)
         if len(windows) == 0:
             return [([], []) for _ in sentences], None
@@ -149,7 +150,7 @@ class Tagger:
     def tag_many(self, texts: Sequence[str]) -> list[Tagged]:
         """Tag several texts in one batch (each text is one window sequence)."""
         toks = [token_spans(t) for t in texts]  # (text, start, end) per token
-        labelled, begins = self._label([[word for word, _, _ in ts] for ts in toks], decimals=6)
+        labelled, begins = self.label_tokens_and_begins([[word for word, _, _ in ts] for ts in toks], decimals=6)
         results = []
         for k, (text, ts, (labels, conf)) in enumerate(zip(texts, toks, labelled)):
             tokens = [TaggedToken(word, start, end, lab, c) for (word, start, end), lab, c in zip(ts, labels, conf)]

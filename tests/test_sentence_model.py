@@ -338,3 +338,13 @@ def test_bad_sentence_settings_are_one_line_errors(tmp_path, sets, message):
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_the_spacy_component_keeps_adjacent_places_of_a_sentence_model_apart(tmp_path):
+    import spacy
+
+    path = hand_model(tmp_path, [[0, 0, NEG], [0, 0, -5], [0, 0, 0], [0, 0, NEG]], [0.0, 2.0, 1.0])
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner_window", config={"model": str(path)})
+    doc = nlp("Paris London")
+    assert [(e.text, e.label_) for e in doc.ents] == [("Paris", "LOC"), ("London", "LOC")]
