@@ -149,8 +149,7 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
         raise DataError("--encoding applies to --file and stdin; TEXT is already text (drop --encoding)")
     tagger = Tagger.load(model_dir, threshold)
     if threshold is not None and not tagger.binary:
-        raise DataError(f"--threshold applies to binary models; {tagger.model.path} is {tagger.model.task} "
-                        f"and tags the argmax class (drop --threshold)")
+        raise DataError(f"--threshold applies to binary models (window output); {tagger.rule} (drop --threshold)")
     if not text and not file and sys.stdin.isatty():
         raise DataError("nothing to tag: give TEXT, --file FILE, or pipe text on stdin")
     # A stream allocates millions of short-lived token objects and no reference cycles;
@@ -177,21 +176,24 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 BINARY_LOSS_NAMES = ("bce", "squared")
 TASK_NAMES = ("binary", "multiclass")
+OUTPUT_NAMES = ("window", "sentence")  # config.OUTPUTS
 
 
 @cli.command()
 @click.option("--activation", type=click.Choice([*ACTIVATION_NAMES, "all"]), default="all", show_default=True)
 @click.option("--loss", type=click.Choice([*BINARY_LOSS_NAMES, "all"]), default="all", show_default=True)
 @click.option("--task", type=click.Choice(TASK_NAMES), default="binary", show_default=True)
+@click.option("--output", type=click.Choice(OUTPUT_NAMES), default="window", show_default=True,
+              help="window: the window model; sentence: tag scores + transitions (loss sll; --loss does not apply).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def gradcheck(activation, loss, task, fmt, seed) -> None:
+def gradcheck(activation, loss, task, output, fmt, seed) -> None:
     """Check every hand-derived gradient against centred differences (exit 1 if any rel. error > 1e-6)."""
     from .gradcheck import format_text, run_gradcheck
 
     acts = ACTIVATION_NAMES if activation == "all" else (activation,)
     losses = BINARY_LOSS_NAMES if loss == "all" else (loss,)
-    result = run_gradcheck(activations=acts, losses=losses, task=task, seed=seed)
+    result = run_gradcheck(activations=acts, losses=losses, task=task, seed=seed, output=output)
     click.echo(json.dumps(result, indent=1) if fmt == "json" else format_text(result))
     sys.exit(0 if result["passed"] else 1)
 

@@ -22,6 +22,9 @@ from typing import Any
 
 from .errors import ConfigError
 from .model import ACTIVATIONS, BINARY_LOSSES, MULTICLASS_LOSSES, TASKS
+from .sentence import LOSS as SENTENCE_LOSS
+
+OUTPUTS = ("window", "sentence")
 
 
 def knob(default: Any, doc: str, **rules: Any) -> Any:
@@ -80,6 +83,9 @@ class ModelConfig:
                                          choices=(500, 1000, 5000, 15000))
     output_bias: bool = knob(True, "s = u.h + c (false: no c)")
     dtype: str = knob("float32", "parameter dtype", choices=("float32", "float64"))
+    output: str = knob("window", "window: each token decided alone (p = sigmoid / softmax of s); sentence: IOB2 "
+                       "tag scores + a transition matrix, trained by the sentence-level log-likelihood, "
+                       "decoded by Viterbi", choices=OUTPUTS)
 
 
 @dataclass
@@ -92,10 +98,12 @@ class TrainConfig:
                             choices=("constant", "step", "inv_t"))
     lr_decay: float = knob(0.5, "decay factor for the step and inv_t schedules", min=0)
     lr_step: int = knob(5, "epochs between decays (step schedule)", min=1)
-    momentum: float = knob(0.0, "classical momentum on W, b, u, c, C", min=0, max=1, max_exclusive=True)
+    momentum: float = knob(0.0, "classical momentum on W, b, u, c, C (and A)", min=0, max=1, max_exclusive=True)
     l2: float = knob(1e-6, "L2 strength lambda on W and u (and E rows if embeddings.regularize)", min=0)
-    loss: str = knob("bce", "bce or squared (binary); multiclass always uses ce", choices=BINARY_LOSSES)
-    pos_weight: float = knob(1.0, "weight of location (non-O) examples in the loss", min=0, min_exclusive=True)
+    loss: str = knob("bce", "bce or squared (binary window models); multiclass uses ce, model.output sentence sll",
+                     choices=BINARY_LOSSES)
+    pos_weight: float = knob(1.0, "weight of location (non-O) examples in the loss (window models)", min=0,
+                             min_exclusive=True)
     word_dropout: float = knob(0.0, "probability of replacing a window word by <unk> while training",
                                min=0, max=1, max_exclusive=True)
     gazetteer_dropout: float = knob(0.0, "probability of hiding a window position's gazetteer tag while training "
@@ -125,7 +133,10 @@ class Config:
 
     @property
     def loss(self) -> str:
-        """The loss the model is trained with: train.loss (binary), "ce" (multiclass: softmax + CE)."""
+        """The loss the model is trained with: train.loss (binary), "ce" (multiclass: softmax + CE),
+        "sll" (model.output sentence: the sentence-level log-likelihood, either task)."""
+        if self.model.output == "sentence":
+            return SENTENCE_LOSS
         return MULTICLASS_LOSSES[0] if self.model.task == "multiclass" else self.train.loss
 
 

@@ -72,6 +72,10 @@ def export_model(model_or_path: Model | str | os.PathLike, out: str | os.PathLik
         raise DataError(f"--out {out}: cannot write there (it is a directory, or its directory does not exist); "
                         f"give a file path such as model.onnx in an existing directory")
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
+    if model.output == "sentence":
+        raise ModelError(f"{model.path}: is a sentence-level model (tag scores + transitions, decoded by Viterbi); "
+                         f"the ONNX export writes window models only (its 'A' in params.npz and meta.json "
+                         f"'decoding' say how to decode one); export a model trained with model.output: window")
     if model.task == "multiclass" and "LOC" not in model.classes:
         raise ModelError(f"{model.path}: the classes {model.classes} have no LOC, so there is no P(location) "
                          f"to export; train with LOC among data.location_types")

@@ -13,6 +13,10 @@ the case augmentation of epoch e come from generators seeded by ``(seed, e)``, s
 checkpoint (even one written mid-epoch by SIGINT/SIGTERM) ends with parameters
 byte-identical to an uninterrupted run.
 
+A sentence-level model (model.output: sentence) runs the same loop over minibatches of whole
+sentences (_batches: shuffled sentences, at least batch_size tokens a batch) with
+fast.sentence_train_step, and is scored on dev by its Viterbi path (sentence_dev_scores).
+
 This module is the loop; what it writes lives beside it: ``model/`` (artifact.py),
 ``checkpoint/`` (checkpoint.py), ``metrics.csv``, ``learning_curve.png``,
 ``pr_curve.csv``/``.png``, ``errors.txt`` and the ``runs/latest`` link (reports.py).
@@ -35,15 +39,15 @@ from typing import Callable
 
 import numpy as np
 
-from . import metrics, reports
+from . import metrics, reports, sentence
 from .artifact import MODEL_SUBDIR, save_model
 from .checkpoint import CHECKPOINT, LoopState, has_checkpoint, read_checkpoint, write_checkpoint
 from .config import Config
 from .conll import entity_spans, read_conll
-from .decision import is_location, y_location
+from .decision import is_location, is_location_class, y_location
 from .embeddings import coverage, prepare_embeddings
 from .errors import ConfigError, NerWindowError, TrainingError
-from .fast import predict_proba, predict_scores, train_step
+from .fast import StepLoss, predict_proba, predict_scores, sentence_train_step, train_step
 from .files import write_text_atomic
 from .gazetteer import Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
@@ -117,6 +121,18 @@ def dev_scores(s: np.ndarray, data: LabelledData, classes: list[str], loss: str,
     return {"dev_data_loss": dev_data_loss, "threshold": float(threshold), **report}
 
 
+def sentence_dev_scores(S: np.ndarray, data: LabelledData, classes: list[str], A: np.ndarray) -> dict:
+    """dev_scores of a sentence-level model's tag scores S (N, T): the data loss is the mean SLL per
+    token (sentence.sll_batch), the decision the Viterbi path and its entities (sentence.decode)."""
+    starts = sentence.starts_of([len(s.tokens) for s in data.sentences])
+    decoded = sentence.decode(S, A, starts)
+    dev_data_loss, _, _ = sentence.sll_batch(S, A, sentence.iob2_tag_ids(data.spans, np.diff(starts), classes), starts)
+    pred = metrics.spans_of_type(sentence.decoded_spans(decoded.tags, starts, classes), "LOC")
+    report = metrics.location_scores(is_location_class(decoded.classes, classes), y_location(data.windows.y, classes),
+                                     data.windows.sentence, metrics.spans_of_type(data.spans, "LOC"), pred_spans=pred)
+    return {"dev_data_loss": dev_data_loss, "threshold": None, **report}
+
+
 @contextlib.contextmanager
 def blas_threads_limited(n: int):
     """Cap BLAS threads (n = 0: leave the library's default)."""
@@ -184,6 +200,8 @@ class _Run:
     recased: tuple[np.ndarray, np.ndarray] | None  # (ids, casing) (3, N, 2m+1) for case augmentation, or None
     gazetteer: Gazetteer | None
     created: bool  # this call made run_dir: a failure before the first checkpoint removes it again
+    tags: np.ndarray | None = None  # a sentence-level model's gold IOB2 tag ids of the training tokens (N,)
+    starts: np.ndarray | None = None  # ... and the first token of each training sentence (S+1,)
 
     def checkpoint(self) -> None:
         write_checkpoint(self.run_dir, self.cfg, self.vocab, self.params, self.best, self.velocity, self.state,
@@ -228,7 +246,7 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
     secs = time.perf_counter() - t_start
     state = run.state
     log(f"best epoch {state.best_epoch + 1}: dev LOC entity F1 {state.best_f1:.4f} "
-        f"(threshold {state.threshold:.3f}); model in {run.run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
+        f"({_decision_text(state.threshold, 'threshold ')}); model in {run.run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
     return TrainResult(run.run_dir, state.best_epoch, state.best_f1, state.history, secs)
 
 
@@ -250,6 +268,9 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
                           f"set model.casing: true (or model.gazetteer: none)")
     classes = classes_for(cfg, train_sents)
     gazetteer = _gazetteer(cfg, run_dir, train_sents, ck is not None, log)
+    if mc.output == "sentence" and t.pos_weight != 1.0:
+        raise ConfigError(f"config: train.pos_weight = {t.pos_weight:g} weights windows; model.output: sentence "
+                          "trains whole tag paths by their likelihood: set train.pos_weight to 1.0")
     if ck is None:
         vocab, params, extra, created = _start(cfg, run_dir, train_sents, dev_sents, classes, gazetteer, log)
         best, velocity, state = params.copy(), make_velocity(params) if t.momentum > 0 else None, LoopState()
@@ -264,8 +285,12 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
     log(f"training on {len(train_data.windows):,} windows ({len(train_sents):,} sentences), dev "
         f"{len(dev_data.windows) if dev_data else 0:,} windows; {mc.task}, radius {mc.radius}, hidden {mc.hidden}, "
         f"{mc.activation}, {'fine-tuned' if cfg.embeddings.trainable else 'frozen'} vectors -> {run_dir}")
-    return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, recased,
-                gazetteer, created)
+    run = _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, recased,
+               gazetteer, created)
+    if mc.output == "sentence":
+        run.starts = sentence.starts_of([len(s.tokens) for s in train_sents])
+        run.tags = sentence.iob2_tag_ids(train_data.spans, np.diff(run.starts), classes)
+    return run
 
 
 def _gazetteer(cfg: Config, run_dir: Path, train_sents, resumed: bool, log) -> Gazetteer | None:
@@ -298,9 +323,10 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
     params = init_params(
         len(prep.vocab), prep.E.shape[1], mc.radius, mc.hidden,
         n_casing=n_features(gazetteer is not None) if mc.casing else 0, d_c=mc.casing_dim if mc.casing else 0,
-        n_classes=1 if mc.task == "binary" else len(classes), output_bias=mc.output_bias,
-        rng=rng, dtype=np.dtype(mc.dtype), E=prep.E,
+        n_classes=_n_outputs(cfg, classes), output_bias=mc.output_bias, rng=rng, dtype=np.dtype(mc.dtype), E=prep.E,
     )
+    if mc.output == "sentence":  # tag scores for the IOB2 tags, and their transitions
+        params.A = sentence.init_transitions(params.n_classes, np.dtype(mc.dtype))
     lowercase, kv = cfg.embeddings.lowercase, prep.kv
     cov = {"train": coverage(train_tokens, kv, lowercase) if kv is not None else None,
            "dev": coverage([list(s.tokens) for s in dev_sents], kv, lowercase) if (kv is not None and dev_sents)
@@ -322,6 +348,13 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
     # the pretrained KeyedVectors and prep.E (init_params copied it into params.E) are not needed any
     # more: with all 400k GloVe words they hold ~250 MB through the whole run (the caller keeps none)
     return prep.vocab, params, extra, created
+
+
+def _n_outputs(cfg: Config, classes: list[str]) -> int:
+    """Scores per token: 1 (binary window model), the classes (multiclass), the IOB2 tags (sentence model)."""
+    if cfg.model.output == "sentence":
+        return sentence.n_tags(len(classes))
+    return 1 if cfg.model.task == "binary" else len(classes)
 
 
 @contextlib.contextmanager
@@ -362,11 +395,11 @@ def case_variants(cfg: Config, n_sentences: int, sentence: np.ndarray, epoch: in
 
 def _train_epoch(run: _Run, stop: dict, log) -> None:
     """The minibatches of epoch state.epoch, from state.batch on; writes a checkpoint if a signal arrives."""
-    cfg, state, params = run.cfg, run.state, run.params
+    cfg, state = run.cfg, run.state
     t, W = cfg.train, run.train_data.windows
     epoch, n = state.epoch, len(W)
-    lr, n_batches, unk = lr_at(cfg, epoch), math.ceil(n / t.batch_size), run.vocab.lookup(UNK)
-    order = np.random.default_rng([t.seed, epoch]).permutation(n)
+    lr, unk = lr_at(cfg, epoch), run.vocab.lookup(UNK)
+    batch, n_batches = _batches(run, np.random.default_rng([t.seed, epoch]))
     drop_rng = np.random.default_rng([t.seed, epoch, 1])
     variant = case_variants(cfg, len(run.train_data.sentences), W.sentence, epoch)
     if state.dropout_state is not None:
@@ -377,8 +410,9 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
     # fewer BLAS threads for the small SGD products (released again for dev scoring); a numeric
     # blow-up is reported by the finiteness check below, not as numpy warnings
     with blas_threads_limited(t.blas_threads), np.errstate(over="ignore", invalid="ignore"):
+        done = min(state.batch * t.batch_size, n)
         for k in range(state.batch, n_batches):
-            idx = order[k * t.batch_size:(k + 1) * t.batch_size]
+            idx, starts = batch(k)
             if variant is None:
                 ids, casing = W.ids[idx], W.casing[idx]
             else:  # each window as its sentence is read this epoch
@@ -389,18 +423,15 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
             if t.gazetteer_dropout > 0 and run.gazetteer is not None:
                 # gazetteer dropout: a place the gazetteer lacks reads "outside"; hide the tag of some that have it
                 casing[drop_rng.random(casing.shape) < t.gazetteer_dropout] %= len(CASING_CLASSES)
-            loss = train_step(
-                params, ids, casing, W.y[idx], lr=lr, activation=cfg.model.activation, loss=cfg.loss,
-                pos_weight=t.pos_weight, lam=t.l2, train_E=cfg.embeddings.trainable,
-                regularize_E=cfg.embeddings.regularize, momentum=t.momentum, velocity=run.velocity,
-            )
+            loss = _step(run, idx, ids, casing, starts, lr)
             _check_finite(run, loss.J, lr)
             state.step += 1
             state.batch = k + 1
             state.loss_sum += loss.J
             state.data_loss_sum += loss.J_data
             state.loss_count += 1
-            progress.update(min((k + 1) * t.batch_size, n), state.loss_sum / state.loss_count)
+            done += len(idx)
+            progress.update(done, state.loss_sum / state.loss_count)
             if stop["signum"] is not None:
                 progress.close()
                 state.dropout_state = drop_rng.bit_generator.state
@@ -412,6 +443,50 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
                                   stop["signum"])
     progress.close()
     state.epoch_seconds += time.perf_counter() - t_epoch
+
+
+def _batches(run: _Run, rng: np.random.Generator):
+    """(batch(k) -> (rows, starts), number of batches) for one epoch, shuffled by ``rng``.
+
+    Window model: batch_size windows at a time (starts None).  Sentence model: whole sentences
+    in shuffled order, added to a batch until it holds at least batch_size tokens (so a batch is
+    about as much work as the window model's); starts (B+1,) are the batch's sentence offsets.
+    """
+    bs = run.cfg.train.batch_size
+    if run.starts is None:
+        order = rng.permutation(len(run.train_data.windows))
+        return (lambda k: (order[k * bs:(k + 1) * bs], None)), math.ceil(len(order) / bs)
+    lengths = np.diff(run.starts)
+    order = rng.permutation(len(lengths))
+    ends = np.cumsum(lengths[order])  # tokens up to and including each shuffled sentence
+    cuts, mark = [0], 0
+    for i, e in enumerate(ends):
+        if e - mark >= bs:
+            cuts.append(i + 1)
+            mark = e
+    if cuts[-1] != len(order):
+        cuts.append(len(order))
+    offsets = np.concatenate([[0], ends])
+
+    def batch(k: int):
+        sents = order[cuts[k]:cuts[k + 1]]
+        rows = np.concatenate([np.arange(run.starts[s], run.starts[s + 1]) for s in sents])
+        return rows, offsets[cuts[k]:cuts[k + 1] + 1] - offsets[cuts[k]]
+
+    return batch, len(cuts) - 1
+
+
+def _step(run: _Run, idx: np.ndarray, ids: np.ndarray, casing: np.ndarray, starts: np.ndarray | None,
+          lr: float) -> StepLoss:
+    """One SGD step on the windows ``idx`` (ids and casing as read this epoch: case augmentation, word
+    and gazetteer dropout applied): fast.train_step, or for a
+    sentence model (starts given) fast.sentence_train_step on the batch's whole sentences."""
+    cfg, t, W = run.cfg, run.cfg.train, run.train_data.windows
+    common = dict(lr=lr, activation=cfg.model.activation, lam=t.l2, train_E=cfg.embeddings.trainable,
+                  regularize_E=cfg.embeddings.regularize, momentum=t.momentum, velocity=run.velocity)
+    if starts is None:
+        return train_step(run.params, ids, casing, W.y[idx], loss=cfg.loss, pos_weight=t.pos_weight, **common)
+    return sentence_train_step(run.params, ids, casing, run.tags[idx], starts, **common)
 
 
 def _check_finite(run: _Run, J: float, lr: float) -> None:
@@ -442,9 +517,10 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
     if run.dev_data is not None:
         w = run.dev_data.windows
         s = predict_scores(run.params, w.ids, w.casing, cfg.model.activation)
-        scores = dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight,
-                            threshold=t.threshold if t.threshold_rule == "fixed" else None,
-                            smoothed=t.threshold_rule == "smoothed")
+        scores = (dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight,
+                             threshold=t.threshold if t.threshold_rule == "fixed" else None,
+                             smoothed=t.threshold_rule == "smoothed") if run.params.A is None
+                  else sentence_dev_scores(s, run.dev_data, run.classes, run.params.A))
         row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"],
                     **{f"token_{k}": scores["token"][k] for k in ("precision", "recall", "f1")},
                     **{f"entity_{k}": scores["entity"][k] for k in ("precision", "recall", "f1")}})
@@ -474,9 +550,16 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
 def _model_meta(run: _Run, dev: dict | None) -> dict:
     """meta.json's run facts for the best model (artifact.save_model adds vocabulary and versions)."""
     extra = run.extra
-    return {"config": run.cfg.to_dict(), "classes": run.classes, "threshold": run.state.threshold,
+    decision = ({"threshold": run.state.threshold} if run.params.A is None else
+                {"output": "sentence", "tags": sentence.tag_set(run.classes), "decoding": sentence.DECODING})
+    return {"config": run.cfg.to_dict(), "classes": run.classes, **decision,
             "dev_metrics": dev, "best_epoch": run.state.best_epoch + 1, "train_data_sha256": extra["train_sha256"],
             "coverage": extra["coverage"], "embeddings": extra["embeddings"]}
+
+
+def _decision_text(threshold: float | None, prefix: str, digits: int = 3) -> str:
+    """How the model decides: its tuned threshold, or Viterbi for a sentence model (threshold None)."""
+    return "Viterbi" if threshold is None else f"{prefix}{threshold:.{digits}f}"
 
 
 def _epoch_line(row: dict, improved: bool) -> str:
@@ -485,7 +568,7 @@ def _epoch_line(row: dict, improved: bool) -> str:
     if "dev_data_loss" in row:
         s += (f"  dev data loss {row['dev_data_loss']:.4f}  LOC token P/R/F1 {row['token_precision']:.3f}/"
               f"{row['token_recall']:.3f}/{row['token_f1']:.3f}  entity P/R/F1 {row['entity_precision']:.3f}/"
-              f"{row['entity_recall']:.3f}/{row['entity_f1']:.3f}  t={row['threshold']:.2f}")
+              f"{row['entity_recall']:.3f}/{row['entity_f1']:.3f}  " + _decision_text(row["threshold"], "t=", 2))
     return s + f"  {row['seconds']:.1f}s" + ("  *" if improved else "")
 
 
@@ -496,7 +579,14 @@ def _write_reports(run: _Run) -> None:
     reports.plot_learning_curve(run.run_dir / "learning_curve.png", state.history, state.best_epoch,
                                 state.stopped_early, title=f"{run.run_dir}: train {cfg.data.train}{dev}")
     if run.dev_data is not None:
-        w = run.dev_data.windows
-        p = predict_proba(run.best, w.ids, w.casing, cfg.model.activation)
+        w, decided = run.dev_data.windows, None
+        if run.best.A is None:
+            p = predict_proba(run.best, w.ids, w.casing, cfg.model.activation)
+        else:  # the class marginals beside the Viterbi path's decisions and entities
+            starts = sentence.starts_of([len(s.tokens) for s in run.dev_data.sentences])
+            decoded = sentence.decode(predict_scores(run.best, w.ids, w.casing, cfg.model.activation), run.best.A,
+                                      starts)
+            p, decided = decoded.p, (is_location_class(decoded.classes, run.classes), metrics.spans_of_type(
+                sentence.decoded_spans(decoded.tags, starts, run.classes), "LOC"))
         reports.write_dev_reports(run.run_dir, p, run.dev_data, run.classes, state.threshold, cfg.model.radius,
-                                  title=f"model {run.run_dir / MODEL_SUBDIR} on {cfg.data.dev}")
+                                  title=f"model {run.run_dir / MODEL_SUBDIR} on {cfg.data.dev}", decided=decided)
