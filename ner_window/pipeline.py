@@ -7,10 +7,10 @@ API for other modules:
       .run(lines, write) -> Counts      the same for an iterable of lines
       .tag_chunk(lines) -> str          the output for a list of lines (no line breaks in them)
     ChunkTokenizer()(lines) -> Chunk    tokenize.token_spans for every line at once
-    Encoder(vocab, n_casing)(chunk) -> (word_ids, casing_ids)   tokens -> ids: the one place a
-                                        per-sentence token feature (a gazetteer class) would go
-    label(tagger, s, lengths) -> (labels, p_location)          scores -> labels: the one place a
-                                        sentence model's decoder (Viterbi over each line) would go
+    Encoder(vocab, n_casing, gazetteer)(chunk) -> (word_ids, casing_ids)   tokens -> ids, and a
+                                        gazetteer model's tags (matched within each line)
+    label(tagger, s, chunk) -> (labels, p_location)            scores -> labels: decide (window model)
+                                        or the Viterbi path of each line (sentence model)
 
 What it writes is, line for line, ``format_tagged(tagger.tag(line), fmt)`` (tests/test_line_pipeline.py
 checks it on the bundled corpus): the same tokens, offsets, labels and probabilities, but
@@ -44,11 +44,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .decision import decide, p_location
+from .sentence import decode, starts_of
 from .tagger import TagWriter
 from .textio import Piece
 from .tokenize import _SEPARATOR, _TOKEN
 from .vocab import Vocab
-from .windows import casing_class
+from .windows import CASING_CLASSES, casing_class
 
 CHUNK_CHARS = 64 * 1024  # ~10k tokens of running text a chunk
 MAX_CACHED = 1 << 19  # entries in each per-token dictionary before it is emptied
@@ -109,6 +110,8 @@ class Chunk:
     start       (N,) int64 offset of each token in ``text``
     size        (N,) int64 characters in each token
     lengths     (L,) int64 tokens per line
+    begins      (N,) bool where a sentence model's path starts an entity (a B- tag), or None (a
+                window model's spans are the runs of equal labels); set by label()
     """
 
     lines: Sequence[str]
@@ -118,6 +121,7 @@ class Chunk:
     start: np.ndarray
     size: np.ndarray
     lengths: np.ndarray
+    begins: np.ndarray | None = None
 
     def token_line(self) -> np.ndarray:
         """(N,) the line of each token."""
@@ -244,25 +248,33 @@ class ChunkTokenizer:
 
 
 class Encoder:
-    """encode() with its dictionary token -> (word id, casing id), kept across chunks."""
+    """encode() with its dictionary token -> (word id, casing id), kept across chunks; with a
+    gazetteer, each token's tag (gazetteer.Gazetteer.tags over its line) is folded into its
+    casing id as windows.make_windows does (casing class + 8 x tag)."""
 
-    def __init__(self, vocab: Vocab, n_casing: int):
+    def __init__(self, vocab: Vocab, n_casing: int, gazetteer=None):
         K = max(1, n_casing)
-        self.K = K
+        self.K, self.gazetteer = K, gazetteer
         self.codes = _Cache(lambda t: vocab.lookup(t) * K + casing_class(t))
 
     def __call__(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
         """(word_ids, casing_ids), (N,) int64 each, for the chunk's tokens."""
         self.codes.trim()
         code = _array(map(self.codes.__getitem__, chunk.tokens), np.int64)
-        return np.divmod(code, self.K)
+        word_ids, casing_ids = np.divmod(code, self.K)
+        if self.gazetteer is not None:
+            casing_ids += len(CASING_CLASSES) * self.gazetteer.tags(chunk.tokens, chunk.lengths)
+        return word_ids, casing_ids
 
 
-def label(tagger, s: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scores -> (label index per token (N,) int32, P(location) (N,)), the tagger's decision rule.
-
-    The window model decides each token alone; ``lengths`` (tokens per line) is what a
-    sentence model's decoder needs."""
+def label(tagger, s: np.ndarray, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+    """Scores -> (label index per token (N,) int32, P(location) (N,)), the tagger's decision rule:
+    decision.decide for a window model; for a sentence model the Viterbi path of each line
+    (sentence.decode, p the marginals), whose entity starts go to ``chunk.begins``."""
+    if tagger.model.output == "sentence":
+        decoded = decode(s, tagger.model.params.A, starts_of(chunk.lengths))
+        chunk.begins = decoded.begins
+        return decoded.classes, p_location(decoded.p, tagger.classes)
     p = tagger.scorer.probabilities(s)
     return decide(p, tagger.threshold, tagger.classes), p_location(p, tagger.classes)
 
@@ -312,6 +324,8 @@ def spans(chunk: Chunk, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     line = chunk.token_line()
     same = np.zeros(len(labels), bool)
     same[1:] = (labels[1:] == labels[:-1]) & (line[1:] == line[:-1])
+    if chunk.begins is not None:  # a sentence model's B- tag starts a span even after one of its class
+        same &= ~chunk.begins
     entity = labels != 0
     first = np.flatnonzero(entity & ~same)
     after = np.flatnonzero(entity & ~np.append(same[1:], False))  # last token of each span
@@ -338,6 +352,8 @@ def format_conll(chunk: Chunk, labels: np.ndarray, classes: Sequence[str]) -> st
     line = chunk.token_line()
     begins = np.ones(N, bool)
     begins[1:] = (labels[1:] != labels[:-1]) | (line[1:] != line[:-1])
+    if chunk.begins is not None:
+        begins |= chunk.begins
     last = np.zeros(N, bool)
     last[np.cumsum(chunk.lengths)[chunk.lengths > 0] - 1] = True
     n = len(classes)  # suffix table: [O, B-X..., I-X...] x [inside, last of line]
@@ -416,7 +432,7 @@ class LinePipeline:
         self.tagger, self.fmt = tagger, fmt
         self.tokenize = ChunkTokenizer()
         params = tagger.model.params
-        self.encode = Encoder(tagger.model.vocab, 0 if params.C is None else params.C.shape[0])
+        self.encode = Encoder(tagger.model.vocab, 0 if params.C is None else params.C.shape[0], tagger.model.gazetteer)
 
     def tag_chunk(self, lines: Sequence[str]) -> str:
         """The output for ``lines`` (no line breaks in them), each line's output ending in a line break."""
@@ -429,7 +445,7 @@ class LinePipeline:
 
     def _score(self, chunk: Chunk, ids: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         s = self.tagger.scorer.scores_lines(*ids, chunk.lengths)
-        return label(self.tagger, s, chunk.lengths)
+        return label(self.tagger, s, chunk)
 
     def _format(self, chunk: Chunk, labels: np.ndarray, p_loc: np.ndarray) -> str:
         classes = self.tagger.classes

@@ -65,9 +65,35 @@ def random_model(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module", params=["trained", "random"])
-def tagger(request, tiny_model_dir, random_model):
-    return Tagger.load(tiny_model_dir if request.param == "trained" else random_model)
+@pytest.fixture(scope="module")
+def random_sentence_model(tmp_path_factory):
+    """A random sentence-level model (binary: O, B-LOC, I-LOC tag scores and transitions) with a
+    gazetteer of the corpus's place names: Viterbi paths, adjacent B- tags and gazetteer tags."""
+    from ner_window.gazetteer import Gazetteer
+    from ner_window.sentence import init_transitions
+    from ner_window.windows import n_features
+
+    words = sorted({ln.split()[0].lower() for ln in (ROOT / "data" / "dev.txt").read_text(encoding="utf-8").splitlines()
+                    if ln.strip()})
+    vocab = Vocab([*SPECIALS, *words])
+    rng = np.random.default_rng(1)
+    params = init_params(len(vocab), 6, 2, 5, n_casing=n_features(True), d_c=3, n_classes=3, rng=rng)
+    params.A = init_transitions(3, np.dtype(np.float32))
+    params.A[np.isfinite(params.A)] = rng.normal(0, 1, np.isfinite(params.A).sum())  # B-LOC -> B-LOC scores too
+    meta = {"config": {"data": {"scheme": "iob2", "location_types": ["LOC"]},
+                       "model": {"task": "binary", "radius": 2, "hidden": 5, "activation": "tanh", "casing_dim": 3,
+                                 "output": "sentence", "gazetteer": "geonames"}},
+            "classes": ["O", "LOC"], "output": "sentence", "tags": ["O", "B-LOC", "I-LOC"]}
+    gazetteer = Gazetteer.from_names([["paris"], ["new", "york"], ["rio", "de", "janeiro"], ["london"], ["tokyo"]])
+    path = tmp_path_factory.mktemp("random-sentence") / "model"
+    save_model(path, params, vocab, meta, gazetteer)
+    return path
+
+
+@pytest.fixture(scope="module", params=["trained", "random", "sentence+gazetteer"])
+def tagger(request, tiny_model_dir, random_model, random_sentence_model):
+    return Tagger.load({"trained": tiny_model_dir, "random": random_model,
+                        "sentence+gazetteer": random_sentence_model}[request.param])
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

