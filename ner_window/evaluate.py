@@ -22,7 +22,7 @@ from . import metrics, reports
 from .artifact import Model, load_model
 from .conll import read_conll
 from .decision import decide, is_location, p_location, y_location
-from .errors import DataError
+from .errors import DataError, WriteError
 from .fast import predict_proba
 from .windows import labelled_data
 
@@ -42,9 +42,14 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
     """The evaluation report of a model on a labelled CoNLL file (JSON-safe dict)."""
     for option, out in (("--predictions", predictions), ("--pr-curve", pr_curve)):
         # checked before any work, so a bad second path never leaves the first file half-done behind
-        if out and (not Path(out).parent.is_dir() or Path(out).is_dir()):
+        parent = Path(out).parent if out else None
+        if out and (not parent.is_dir() or Path(out).is_dir()):
             raise DataError(f"{option} {out}: cannot write there (no such directory, or it is a directory); "
                             f"give a file path in an existing directory")
+        in_place = out and Path(out).exists() and not Path(out).is_file()  # /dev/stdout, a FIFO: written in place
+        if out and not in_place and not os.access(parent, os.W_OK):
+            raise DataError(f"{option} {out}: cannot write there (no permission to write in {parent}); "
+                            f"give a file path in a directory you can write to")
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
     cfg = model.config
     sentences = read_conll(path, scheme or cfg.data.scheme, strict=strict)
@@ -61,30 +66,38 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
         "data": str(path),
         "task": model.task,
         "loc": {"token": loc["token"], "entity": loc["entity"]},
-        "threshold": model.threshold,
+        "threshold": model.threshold if model.task == "binary" else None,  # multiclass: the argmax decides
         "sentences": len(sentences),
         "tokens": int(len(data.windows)),
     }
     pred_spans = _typed_pred_spans(pred, data.windows.sentence, len(sentences), classes)
     if model.task == "multiclass":
         report["per_type"] = metrics.conlleval_table(data.spans, pred_spans)
-    if predictions:
-        gold_tags, pred_tags = [], []
-        for sent, gold, predicted in zip(sentences, data.spans, pred_spans):
-            n = len(sent.tokens)
-            keep = classes[1:] if model.task == "multiclass" else ["LOC"]
-            gold_tags.append(_iob2(gold, n, keep))
-            pred_tags.append(_iob2(predicted, n, keep))
-        metrics.write_conlleval(predictions, [s.tokens for s in sentences], gold_tags, pred_tags)
-    if pr_curve:
-        binary = model.task == "binary"
-        reports.pr_curve_files(p_location(p, classes), y_loc, gold_loc, data.windows.sentence, pr_curve,
-                               title=f"model {model.path} on {path}", threshold=model.threshold if binary else None,
-                               decision=None if binary else loc)
     if n_errors:
         report["errors"] = reports.model_errors(data.tokens, p, y_loc, model.radius, model.threshold, classes,
                                                 k=n_errors)
+    try:  # the report is complete: a file that cannot be written does not lose it (WriteError.report)
+        if predictions:
+            _write_predictions(predictions, model, sentences, data.spans, pred_spans)
+        if pr_curve:
+            binary = model.task == "binary"
+            reports.pr_curve_files(p_location(p, classes), y_loc, gold_loc, data.windows.sentence, pr_curve,
+                                   title=f"model {model.path} on {path}",
+                                   threshold=model.threshold if binary else None, decision=None if binary else loc)
+    except WriteError as e:
+        e.report = report
+        raise
     return report
+
+
+def _write_predictions(path, model: Model, sentences, gold_spans, pred_spans) -> None:
+    """``token gold pred`` lines for conlleval: IOB2, the model's classes (binary: LOC)."""
+    gold_tags, pred_tags = [], []
+    keep = model.classes[1:] if model.task == "multiclass" else ["LOC"]
+    for sent, gold, predicted in zip(sentences, gold_spans, pred_spans):
+        gold_tags.append(_iob2(gold, len(sent.tokens), keep))
+        pred_tags.append(_iob2(predicted, len(sent.tokens), keep))
+    metrics.write_conlleval(path, [s.tokens for s in sentences], gold_tags, pred_tags)
 
 
 def _typed_pred_spans(pred: np.ndarray, sentence: np.ndarray, n_sentences: int, classes: list[str]):
@@ -117,8 +130,9 @@ def _iob2(spans, n: int, keep: list[str]) -> list[str]:
 
 def format_report(report: dict) -> str:
     """The text form of an evaluation report."""
+    rule = "argmax" if report["threshold"] is None else f"threshold {report['threshold']:.3f}"
     lines = [f"{report['data']}: {report['sentences']:,} sentences, {report['tokens']:,} tokens; "
-             f"model {report['model']} ({report['task']}, threshold {report['threshold']:.3f})",
+             f"model {report['model']} ({report['task']}, {rule})",
              metrics.format_prf("token-level", report["loc"]["token"], "tokens"),
              metrics.format_prf("entity-level", report["loc"]["entity"], "entities")]
     if "per_type" in report:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import shutil
@@ -28,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -47,7 +49,7 @@ from .files import write_text_atomic
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
 from .vocab import UNK, Vocab
-from .windows import CASING_CLASSES, LabelledData, labelled_data
+from .windows import CASING_CLASSES, LabelledData, entity_class, labelled_data
 
 DEFAULT_RUNS = reports.DEFAULT_RUNS
 
@@ -74,7 +76,7 @@ def classes_for(cfg: Config, sentences) -> list[str]:
     """("O", "LOC") for the binary task; "O" then every entity type of the training data for multiclass."""
     if cfg.model.task == "binary":
         return ["O", "LOC"]
-    types = {("LOC" if t in cfg.data.location_types else t) for s in sentences for t, _, _ in entity_spans(s.tags)}
+    types = {entity_class(t, cfg.data.location_types) for s in sentences for t, _, _ in entity_spans(s.tags)}
     return ["O"] + sorted(types)
 
 
@@ -91,8 +93,38 @@ def _check_data_paths(cfg: Config) -> None:
         path = getattr(cfg.data, key)
         if path is not None and not Path(path).is_file():
             what = "is a directory" if Path(path).is_dir() else "does not exist"
+            if what == "does not exist" and not Path(path).is_absolute():
+                what += f" in {Path.cwd()} (a relative path is read from the directory you run in)"
             raise ConfigError(f"config: data.{key} = {path!r} {what}; point it at a CoNLL file "
                               f"(e.g. --set data.{key}=path/to/file.txt)")
+
+
+def _check_locations(cfg: Config, key: str, sentences) -> None:
+    """ConfigError when the data.train or data.dev file holds no entity of data.location_types:
+    training would have nothing to learn, and dev no F1 to choose the best epoch and the threshold by."""
+    types = Counter(t for s in sentences for t, _, _ in entity_spans(s.tags))
+    if any(t in cfg.data.location_types for t in types):
+        return
+    found = ", ".join(f"{n:,} {t}" for t, n in types.most_common(5)) or "no entity of any type"
+    why = ("the model would have nothing to learn" if key == "train" else
+           "its LOC F1 would be 0 every epoch, so neither the best epoch nor the threshold can be chosen")
+    raise ConfigError(f"config: data.{key} = {getattr(cfg.data, key)!r} holds no entity of data.location_types "
+                      f"{cfg.data.location_types} (it has {found}); {why}: set data.location_types or "
+                      f"data.scheme to match the file" + ("" if key == "train" else ", or data.dev: null"))
+
+
+def _check_same_data(ck, run_dir: Path) -> None:
+    """ConfigError when a file the checkpoint was trained on has changed since (its sha256 is stored):
+    the resumed run would not be the run it continues."""
+    cfg = ck.config
+    for key, stored in (("train", ck.extra.get("train_sha256")), ("dev", ck.extra.get("dev_sha256"))):
+        path = getattr(cfg.data, key)
+        if stored is None or path is None or not Path(path).is_file():
+            continue  # a missing file is _check_data_paths' error
+        if file_sha256(path) != stored:
+            raise ConfigError(f"--resume {run_dir}: data.{key} = {path!r} is not the file this run was trained on "
+                              f"(its sha256 differs from the checkpoint's {stored[:12]}...); restore that file, "
+                              f"or start a new run with --config")
 
 
 def dev_scores(s: np.ndarray, data: LabelledData, classes: list[str], loss: str, pos_weight: float = 1.0,
@@ -184,14 +216,72 @@ class _Run:
                          self.extra)
 
 
+# what a run directory holds (train, artifact, checkpoint, reports write them): --overwrite removes these
+RUN_ENTRIES = (MODEL_SUBDIR, CHECKPOINT, "config.json", "metrics.csv", "learning_curve.png", "pr_curve.csv",
+               "pr_curve.png", "errors.txt")
+
+
+def is_run(directory: Path) -> bool:
+    """True when ``directory`` holds a ner-window run (a checkpoint, a model, or what a killed write left)."""
+    d = Path(directory)
+    return ((d / CHECKPOINT / "state.json").is_file() or (d / MODEL_SUBDIR / "meta.json").is_file()
+            or any(d.glob(f".{CHECKPOINT}.*")) or (d / "config.json").is_file() and (d / "metrics.csv").is_file())
+
+
+def choose_run_dir(out_dir: str | Path | None, config_name: str, overwrite: bool = False) -> Path:
+    """The run directory of a new training.
+
+    ``out_dir`` given: that directory, when it is new or empty; a previous run there only with
+    ``overwrite`` (its files are replaced once training starts writing); a directory holding
+    anything else never (ConfigError).  No ``out_dir``: runs/<config name>, or when that holds
+    something already the first free runs/<config name>-2, -3, ... (nothing is ever replaced).
+    """
+    if out_dir is None:
+        base = DEFAULT_RUNS / config_name
+        for n in itertools.count(1):
+            run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+                return run_dir
+    run_dir = Path(out_dir)
+    if not run_dir.exists():
+        return run_dir
+    if not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: is a file; give a directory for the run (a new one)")
+    entries = sorted(p.name for p in run_dir.iterdir())
+    if not entries:
+        return run_dir
+    if not is_run(run_dir):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise ConfigError(f"--out {run_dir}: is not empty ({shown}) and holds no ner-window run; give a new or "
+                          f"empty directory (a run never mixes into other files, even with --overwrite)")
+    if not overwrite:
+        raise ConfigError(f"--out {run_dir}: holds a run already; give --overwrite to replace it, "
+                          f"`ner-window train --resume {run_dir}` to continue it, or another --out")
+    return run_dir
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove a previous run's entries (and the leftovers of its atomic writes) before a new one is written."""
+    for name in RUN_ENTRIES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    for leftover in [*run_dir.glob(".*.tmp*"), *run_dir.glob(".*.old-*"), *run_dir.glob(".*-*.tmp")]:
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
 def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] = print, config_name: str = "run", *, point_latest: bool = True,
-          on_epoch: Callable[[dict, bool], None] | None = None) -> TrainResult:
-    """Train a model from ``cfg`` into ``out_dir`` (default ``runs/<config name>``), or resume a run.
+          on_epoch: Callable[[dict, bool], None] | None = None, overwrite: bool = False) -> TrainResult:
+    """Train a model from ``cfg`` into ``out_dir`` (see choose_run_dir), or resume a run.
 
-    point_latest: make runs/latest point at the run when it ends inside ./runs (reports.point_latest).
+    point_latest: make runs/latest point at the run when it ends inside ./runs (reports.point_latest);
+    it moves only when training ends well.
     on_epoch(row, improved): called once an epoch is scored (and saved, if it is the best so far)
     with its metrics.csv row; ``improved`` says whether it is the new best.
+    overwrite: replace a previous run in ``out_dir`` (never a directory of other files).
     """
     t_start = time.perf_counter()
     ck = None
@@ -200,12 +290,13 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
         if ck.state.done:
             log(f"{run_dir}: training already finished (best epoch {ck.state.best_epoch + 1}); nothing to resume")
             return TrainResult(run_dir, ck.state.best_epoch, ck.state.best_f1, ck.state.history, 0.0)
+        _check_same_data(ck, run_dir)
         log(f"resuming {run_dir} at epoch {ck.state.epoch + 1}, batch {ck.state.batch}")
         cfg = ck.config
     elif cfg is None:
         raise ConfigError("train: give a config, or resume= a run directory")
     else:
-        run_dir = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / config_name
+        run_dir = choose_run_dir(out_dir, config_name, overwrite)
     run = _prepare(cfg, run_dir, ck, log)
     try:
         with _signals_caught() as stop:
@@ -221,9 +312,18 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
         reports.point_latest(run.run_dir)
     secs = time.perf_counter() - t_start
     state = run.state
-    log(f"best epoch {state.best_epoch + 1}: dev LOC entity F1 {state.best_f1:.4f} "
-        f"(threshold {state.threshold:.3f}); model in {run.run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
+    log(_final_line(run) + f"; model in {run.run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
     return TrainResult(run.run_dir, state.best_epoch, state.best_f1, state.history, secs)
+
+
+def _final_line(run: _Run) -> str:
+    """What was saved: the best epoch and its dev F1 and decision rule; without dev, the last epoch."""
+    state = run.state
+    if run.dev_data is None:
+        rule = "threshold 0.5, not tuned" if run.cfg.model.task == "binary" else "argmax"
+        return f"no dev data: the model is the last epoch's ({state.best_epoch + 1}; {rule})"
+    rule = f"threshold {state.threshold:.3f}" if run.cfg.model.task == "binary" else "argmax"
+    return f"best epoch {state.best_epoch + 1}: dev LOC entity F1 {state.best_f1:.4f} ({rule})"
 
 
 def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run:
@@ -232,6 +332,9 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
     t, mc = cfg.train, cfg.model
     train_sents = read_conll(cfg.data.train, cfg.data.scheme, strict=cfg.data.strict)
     dev_sents = read_conll(cfg.data.dev, cfg.data.scheme, strict=cfg.data.strict) if cfg.data.dev else None
+    _check_locations(cfg, "train", train_sents)
+    if dev_sents is not None:
+        _check_locations(cfg, "dev", dev_sents)
     n_train_tokens = sum(len(s.tokens) for s in train_sents)
     if t.batch_size > n_train_tokens:
         raise ConfigError(f"config: train.batch_size = {t.batch_size} is larger than the training data "
@@ -270,8 +373,12 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
     cov = {"train": coverage(train_tokens, kv, lowercase) if kv is not None else None,
            "dev": coverage([list(s.tokens) for s in dev_sents], kv, lowercase) if (kv is not None and dev_sents)
            else None}
-    extra = {"embeddings": prep.info, "coverage": cov, "train_sha256": file_sha256(cfg.data.train), "classes": classes}
+    extra = {"embeddings": prep.info, "coverage": cov, "train_sha256": file_sha256(cfg.data.train),
+             "dev_sha256": file_sha256(cfg.data.dev) if cfg.data.dev else None, "classes": classes}
     created = not run_dir.exists()
+    if not created and is_run(run_dir):  # choose_run_dir let it through: --overwrite
+        log(f"--overwrite: replacing the run in {run_dir}")
+        _clear_run(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -382,7 +489,8 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
         w = run.dev_data.windows
         s = predict_scores(run.params, w.ids, w.casing, cfg.model.activation)
         scores = dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight)
-        row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"],
+        binary = cfg.model.task == "binary"  # multiclass decides by the argmax: no threshold in the row
+        row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"] if binary else None,
                     **{f"token_{k}": scores["token"][k] for k in ("precision", "recall", "f1")},
                     **{f"entity_{k}": scores["entity"][k] for k in ("precision", "recall", "f1")}})
         improved = scores["entity"]["f1"] > state.best_f1
@@ -422,7 +530,8 @@ def _epoch_line(row: dict, improved: bool) -> str:
     if "dev_data_loss" in row:
         s += (f"  dev data loss {row['dev_data_loss']:.4f}  LOC token P/R/F1 {row['token_precision']:.3f}/"
               f"{row['token_recall']:.3f}/{row['token_f1']:.3f}  entity P/R/F1 {row['entity_precision']:.3f}/"
-              f"{row['entity_recall']:.3f}/{row['entity_f1']:.3f}  t={row['threshold']:.2f}")
+              f"{row['entity_recall']:.3f}/{row['entity_f1']:.3f}  "
+              + (f"t={row['threshold']:.2f}" if row.get("threshold") is not None else "argmax"))
     return s + f"  {row['seconds']:.1f}s" + ("  *" if improved else "")
 
 
