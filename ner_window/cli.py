@@ -182,16 +182,17 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
     # at the default thresholds the cyclic garbage collector rescans them for ~20% of
     # the run (measured on 1M tokens), so it runs less often here.
     gc.set_threshold(100_000, 10, 10)
-    with line_writer() as out:
-        writer = TagWriter(out.write, fmt, array=not text)
-        try:
+    out = line_writer()
+    try:
+        with out:
+            writer = TagWriter(out.write, fmt, array=not text)
             items = tagger.tag_many([" ".join(text)]) if text else tagger.tag_pieces(read_pieces(file or "-", encoding))
             for item in items:
                 writer.add(item)
             writer.close()
-        except Signalled as e:
-            e.done = f"{out.lines:,} complete lines written to {out.name}"
-            raise
+    except Signalled as e:  # counted once the writer has written out what it holds
+        e.done = f"{out.lines:,} complete lines written to {out.name}"
+        raise
 
 
 # --- gradcheck -----------------------------------------------------------------------
