@@ -209,7 +209,7 @@ class _Run:
     classes: list[str]
     train_data: LabelledData
     dev_data: LabelledData | None
-    created: bool  # this call made run_dir: a failure before the first checkpoint removes it again
+    created: bool = False  # this call made run_dir: a failure before the first checkpoint removes it again
 
     def checkpoint(self) -> None:
         write_checkpoint(self.run_dir, self.cfg, self.vocab, self.params, self.best, self.velocity, self.state,
@@ -297,15 +297,17 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
         raise ConfigError("train: give a config, or resume= a run directory")
     else:
         run_dir = choose_run_dir(out_dir, config_name, overwrite)
-    run = _prepare(cfg, run_dir, ck, log)
+    run = _prepare(cfg, run_dir, ck, log)  # reads the data, builds the parameters; writes nothing
     try:
+        if ck is None:
+            _make_run_dir(run, log)  # from here on the directory is this run's
         with _signals_caught() as stop:
             while run.state.epoch < cfg.train.epochs:
                 _train_epoch(run, stop, log)
                 _end_epoch(run, log, on_epoch)
-    except Exception as e:
-        if run.created and not isinstance(e, Interrupted) and not (run.run_dir / CHECKPOINT).exists():
-            shutil.rmtree(run.run_dir, ignore_errors=True)  # no half run directory: nothing in it can be resumed
+    except BaseException:  # an error, or a signal before the loop's handlers: no half run is left
+        if ck is None and not (run.run_dir / CHECKPOINT).exists():
+            _discard(run)  # nothing in it could be resumed
         raise
     _write_reports(run)
     if point_latest:
@@ -341,23 +343,22 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
                           f"({n_train_tokens} tokens in {cfg.data.train}); use a batch size <= {n_train_tokens}")
     classes = classes_for(cfg, train_sents)
     if ck is None:
-        vocab, params, extra, created = _start(cfg, run_dir, train_sents, dev_sents, classes, log)
+        vocab, params, extra = _start(cfg, train_sents, dev_sents, classes, log)
         best, velocity, state = params.copy(), make_velocity(params) if t.momentum > 0 else None, LoopState()
     else:
-        vocab, params, best, velocity, state, extra, created = ck.vocab, ck.params, ck.best, ck.velocity, \
-            ck.state, ck.extra, False
+        vocab, params, best, velocity, state, extra = ck.vocab, ck.params, ck.best, ck.velocity, ck.state, ck.extra
     train_data = labelled_data(train_sents, vocab, mc.radius, classes, cfg.data.location_types)
     dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, cfg.data.location_types) if dev_sents else None
     log(f"training on {len(train_data.windows):,} windows ({len(train_sents):,} sentences), dev "
         f"{len(dev_data.windows) if dev_data else 0:,} windows; {mc.task}, radius {mc.radius}, hidden {mc.hidden}, "
         f"{mc.activation}, {'fine-tuned' if cfg.embeddings.trainable else 'frozen'} vectors -> {run_dir}")
-    return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, created)
+    return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data)
 
 
-def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str], log):
-    """A new run: vocabulary and vectors, fresh parameters, the run directory and its config.json.
+def _start(cfg: Config, train_sents, dev_sents, classes: list[str], log):
+    """A new run: vocabulary and vectors, fresh parameters.
 
-    Returns (vocab, params, extra, created); extra holds the run's fixed facts for meta.json.
+    Returns (vocab, params, extra); extra holds the run's fixed facts for meta.json.
     """
     t, mc = cfg.train, cfg.model
     train_tokens = [list(s.tokens) for s in train_sents]
@@ -375,23 +376,38 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
            else None}
     extra = {"embeddings": prep.info, "coverage": cov, "train_sha256": file_sha256(cfg.data.train),
              "dev_sha256": file_sha256(cfg.data.dev) if cfg.data.dev else None, "classes": classes}
-    created = not run_dir.exists()
-    if not created and is_run(run_dir):  # choose_run_dir let it through: --overwrite
-        log(f"--overwrite: replacing the run in {run_dir}")
-        _clear_run(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
-                          f"give a directory path you can write to") from None
-    write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
     log(f"vocabulary {len(prep.vocab):,} words ({prep.info.get('source')}, d={prep.E.shape[1]}); "
         + (f"pretrained coverage: train tokens {cov['train']['tokens']:.1%} types {cov['train']['types']:.1%}"
            if cov["train"] else "no pretrained vectors")
         + (f", dev tokens {cov['dev']['tokens']:.1%} types {cov['dev']['types']:.1%}" if cov["dev"] else ""))
     # the pretrained KeyedVectors and prep.E (init_params copied it into params.E) are not needed any
     # more: with all 400k GloVe words they hold ~250 MB through the whole run (the caller keeps none)
-    return prep.vocab, params, extra, created
+    return prep.vocab, params, extra
+
+
+def _make_run_dir(run: _Run, log) -> None:
+    """Create the run directory (or, under --overwrite, clear the previous run in it) and write config.json."""
+    run_dir = run.run_dir
+    if run_dir.exists() and is_run(run_dir):  # choose_run_dir let it through: --overwrite
+        log(f"--overwrite: replacing the run in {run_dir}")
+        _clear_run(run_dir)
+    run.created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        run.created = False
+        raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
+                          f"give a directory path you can write to") from None
+    write_text_atomic(run_dir / "config.json", json.dumps(run.cfg.to_dict(), indent=1))
+
+
+def _discard(run: _Run) -> None:
+    """Remove what a run that never reached its first checkpoint wrote (never other files)."""
+    if run.created:
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+    elif run.run_dir.is_dir():
+        with contextlib.suppress(OSError):
+            _clear_run(run.run_dir)
 
 
 @contextlib.contextmanager

@@ -133,6 +133,21 @@ def test_the_default_out_numbers_new_runs_and_latest_moves_only_when_training_su
     assert os.readlink(tmp_path / "runs" / "latest") == "tiny-2"
 
 
+def test_a_signal_before_the_first_checkpoint_leaves_no_half_run(tmp_path, monkeypatch):
+    import ner_window.train as train_module
+
+    def interrupted(*args):
+        raise KeyboardInterrupt  # as signals_raise raises SIGINT/SIGTERM before the loop's own handlers
+
+    monkeypatch.setattr(train_module, "_train_epoch", interrupted)
+    r = run("train", *FAST, "--out", tmp_path / "run")
+    assert r.exit_code == 130 and r.stderr == "ner-window: interrupted by SIGINT\n"
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "empty").mkdir()  # a directory that was there before stays, as it was
+    assert run("train", *FAST, "--out", tmp_path / "empty").exit_code == 130
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
 # --- degenerate training input ------------------------------------------------------------------------------------
 
 NO_LOC = [[("Alice", "B-PER"), ("met", "O"), ("Bob", "B-PER")], [("IBM", "B-ORG"), ("grew", "O")]] * 40
