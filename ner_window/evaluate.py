@@ -44,8 +44,9 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
         # checked before any work, so a bad second path never leaves the first file half-done behind
         parent = Path(out).parent if out else None
         if out and (not parent.is_dir() or Path(out).is_dir()):
-            raise DataError(f"{option} {out}: cannot write there (no such directory, or it is a directory); "
-                            f"give a file path in an existing directory")
+            why = ("it is a directory" if Path(out).is_dir() else
+                   f"{parent} is a file, not a directory" if parent.exists() else f"{parent} does not exist")
+            raise DataError(f"{option} {out}: cannot write there ({why}); give a file path in an existing directory")
         in_place = out and Path(out).exists() and not Path(out).is_file()  # /dev/stdout, a FIFO: written in place
         if out and not in_place and not os.access(parent, os.W_OK):
             raise DataError(f"{option} {out}: cannot write there (no permission to write in {parent}); "

@@ -268,8 +268,9 @@ def _clear_run(run_dir: Path) -> None:
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
-    for leftover in [*run_dir.glob(".*.tmp*"), *run_dir.glob(".*.old-*"), *run_dir.glob(".*-*.tmp")]:
-        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+    for name in RUN_ENTRIES:  # .model.tmp-PID, .checkpoint.old-PID, .metrics.csv.PID-TID-N.tmp ...
+        for leftover in run_dir.glob(f".{name}.*"):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
 
 def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: str | Path | None = None,

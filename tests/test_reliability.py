@@ -306,6 +306,14 @@ def test_evaluate_prints_its_scores_when_an_output_cannot_be_written(model_dir, 
     assert json.loads(r.stdout)["loc"]["entity"]["f1"] >= 0  # the report came out whole before the error
 
 
+def test_evaluate_to_a_path_under_a_file_fails_before_any_work(model_dir, tmp_path):
+    (tmp_path / "a_file").write_text("keep")
+    r = run("evaluate", "--model", model_dir, "--data", DEV, "--predictions", tmp_path / "pred.txt",
+            "--pr-curve", tmp_path / "a_file" / "pr.csv")
+    one_line_error(r, "--pr-curve", "a_file is a file, not a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"] and r.stdout == ""
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory anyway (CAP_DAC_OVERRIDE); "
                                              "/dev/full and a path under a file cover failed writes as root")
 def test_evaluate_into_a_read_only_directory(model_dir, tmp_path):
