@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import tempfile
 from collections import deque
 from dataclasses import dataclass
 from operator import attrgetter
@@ -325,6 +324,8 @@ class _LongLine:
         self.run: list = []  # json: [start, text parts] of the open non-O run
         self.json = fmt in ("json", "jsonl")
         if self.json:
+            import tempfile  # lazy: only a long line in json needs it, and it costs the cold start a few ms
+
             self.indent = 1 if fmt == "json" else None
             self.tokens = tempfile.SpooledTemporaryFile(8 << 20, mode="w+", encoding="utf-8")
             self.spans = tempfile.SpooledTemporaryFile(8 << 20, mode="w+", encoding="utf-8")

@@ -38,7 +38,7 @@ from typing import BinaryIO, Iterator, NamedTuple
 
 from .errors import DataError
 
-BLOCK_BYTES = 1 << 20  # read this much at a time
+BLOCK_BYTES = 1 << 18  # read this much at a time (256 KB)
 MAX_PIECE_CHARS = 1 << 18  # ~50k tokens of running text: what the tagger scores in one go
 
 # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
