@@ -424,3 +424,17 @@ def test_a_signal_during_evaluate_leaves_no_file_half_written(model_dir, tmp_pat
     assert not hidden(outs)
     if (outs / "pred.txt").exists():  # the signal came after it was written: it is whole
         assert (outs / "pred.txt").read_text().count("\n\n") == 8 * len(read_conll(DEV, "iob2"))
+
+
+# --- the memory benchmark runs (its figures are in BENCHMARKS.md) ---------------------------------------------------
+
+
+def test_the_long_line_benchmark_prints_its_table(model_dir):
+    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_long_line.py"), "--model", str(model_dir),
+                        "--mb", "0.3", "--whole-mb", "0.05"], capture_output=True, text=True, env=ENV, timeout=120)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert [(r["path"], r["format"], r["rc"]) for r in rows] == [
+        ("predict --file (pieces)", "text", 0), ("predict --file (pieces)", "jsonl", 0),
+        ("tag_lines, the line whole", "text", 0), ("tag_lines, the line whole", "jsonl", 0)]
+    assert all(r["peak_mb"] > 10 for r in rows) and "| predict --file (pieces) | 0.3 MB | text |" in p.stdout
