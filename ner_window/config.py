@@ -22,6 +22,9 @@ from typing import Any
 
 from .errors import ConfigError
 from .model import ACTIVATIONS, BINARY_LOSSES, MULTICLASS_LOSSES, TASKS
+from .sentence import LOSS as SENTENCE_LOSS
+
+OUTPUTS = ("window", "sentence")
 
 
 def knob(default: Any, doc: str, **rules: Any) -> Any:
@@ -52,6 +55,8 @@ class EmbeddingsConfig:
     lowercase: bool = knob(True, "lowercase words before they enter the vocabulary")
     min_count: int = knob(1, "training words seen fewer times are left to <unk> (unless pretrained)", min=1)
     top_k: int = knob(100_000, "most frequent pretrained words added to the vocabulary", min=0)
+    gazetteer_words: bool = knob(False, "also give every word of a gazetteer place name (model.gazetteer) "
+                                 "its pretrained vector, beyond top_k")
     trainable: bool = knob(True, "fine-tune E through dJ/dx (false: frozen)")
     regularize: bool = knob(False, "L2 on the rows of E a batch uses")
     cache_dir: str = knob(".cache/word2vec", "where trained word2vec vectors are cached")
@@ -72,8 +77,15 @@ class ModelConfig:
     activation: str = knob("tanh", "f in h = f(z)", choices=tuple(ACTIVATIONS))
     casing: bool = knob(True, "add casing-class vectors C to every window position")
     casing_dim: int = knob(4, "size d_c of a casing vector", min=1)
+    gazetteer: str = knob("none", "place names as a feature (needs casing): geonames = compiled from GeoNames "
+                          "at training time into the model directory", choices=("none", "geonames"))
+    gazetteer_min_population: int = knob(15000, "cities in the GeoNames gazetteer have at least this many people",
+                                         choices=(500, 1000, 5000, 15000))
     output_bias: bool = knob(True, "s = u.h + c (false: no c)")
     dtype: str = knob("float32", "parameter dtype", choices=("float32", "float64"))
+    output: str = knob("window", "window: each token decided alone (p = sigmoid / softmax of s); sentence: IOB2 "
+                       "tag scores + a transition matrix, trained by the sentence-level log-likelihood, "
+                       "decoded by Viterbi", choices=OUTPUTS)
 
 
 @dataclass
@@ -86,13 +98,26 @@ class TrainConfig:
                             choices=("constant", "step", "inv_t"))
     lr_decay: float = knob(0.5, "decay factor for the step and inv_t schedules", min=0)
     lr_step: int = knob(5, "epochs between decays (step schedule)", min=1)
-    momentum: float = knob(0.0, "classical momentum on W, b, u, c, C", min=0, max=1, max_exclusive=True)
+    momentum: float = knob(0.0, "classical momentum on W, b, u, c, C (and A)", min=0, max=1, max_exclusive=True)
     l2: float = knob(1e-6, "L2 strength lambda on W and u (and E rows if embeddings.regularize)", min=0)
-    loss: str = knob("bce", "bce or squared (binary); multiclass always uses ce", choices=BINARY_LOSSES)
-    pos_weight: float = knob(1.0, "weight of location (non-O) examples in the loss", min=0, min_exclusive=True)
+    loss: str = knob("bce", "bce or squared (binary window models); multiclass uses ce, model.output sentence sll",
+                     choices=BINARY_LOSSES)
+    pos_weight: float = knob(1.0, "weight of location (non-O) examples in the loss (window models)", min=0,
+                             min_exclusive=True)
     word_dropout: float = knob(0.0, "probability of replacing a window word by <unk> while training",
                                min=0, max=1, max_exclusive=True)
+    gazetteer_dropout: float = knob(0.0, "probability of hiding a window position's gazetteer tag while training "
+                                    "(model.gazetteer): places the gazetteer lacks must still look like places",
+                                    min=0, max=1, max_exclusive=True)
+    case_lower: float = knob(0.0, "share of training sentences read lowercased each epoch (casing classes "
+                             "recomputed; drawn per sentence per epoch)", min=0, max=1)
+    case_upper: float = knob(0.0, "share of training sentences read uppercased each epoch (as case_lower)",
+                             min=0, max=1)
     patience: int = knob(3, "stop after this many epochs without a better dev entity F1", min=1)
+    threshold_rule: str = knob("tuned", "the binary decision threshold saved with the model: tuned (the highest dev "
+                               "entity F1), smoothed (the highest dev entity F1 averaged over t +- 0.1), fixed "
+                               "(train.threshold)", choices=("tuned", "smoothed", "fixed"))
+    threshold: float = knob(0.5, "the threshold when threshold_rule is fixed", min=0, max=1)
     blas_threads: int = knob(1, "BLAS threads during SGD steps (0 = the library's default)", min=0)
 
 
@@ -108,7 +133,10 @@ class Config:
 
     @property
     def loss(self) -> str:
-        """The loss the model is trained with: train.loss (binary), "ce" (multiclass: softmax + CE)."""
+        """The loss the model is trained with: train.loss (binary), "ce" (multiclass: softmax + CE),
+        "sll" (model.output sentence: the sentence-level log-likelihood, either task)."""
+        if self.model.output == "sentence":
+            return SENTENCE_LOSS
         return MULTICLASS_LOSSES[0] if self.model.task == "multiclass" else self.train.loss
 
 

@@ -2,6 +2,8 @@
 
     binary model      (p (N,) = P(location)):         LOC where p >= threshold, else O
     multiclass model  (p (N, n_classes), softmax):    the argmax class
+    sentence model    (tag scores + transitions):     the Viterbi path's class (sentence.decode; it
+                      decides whole sentences, so its p, the marginals, are shown beside it, not thresholded)
 
 Every place that decides -- the tagger, evaluate, training's dev scores, the run
 reports, explain, scripts/ablate.py -- calls decide() or is_location(), so a
@@ -36,6 +38,13 @@ def is_location(p: np.ndarray, threshold: float, classes: Sequence[str] = BINARY
     """(N,) bool: decide() says LOC (all False for a model without a location class)."""
     loc = location_index(classes)
     labels = decide(p, threshold, classes)
+    return labels == loc if loc is not None else np.zeros(labels.shape, dtype=bool)
+
+
+def is_location_class(labels: np.ndarray, classes: Sequence[str] = BINARY_CLASSES) -> np.ndarray:
+    """(N,) bool: class indices already decided (a sentence model's path, sentence.class_of) are LOC."""
+    loc = location_index(classes)
+    labels = np.asarray(labels)
     return labels == loc if loc is not None else np.zeros(labels.shape, dtype=bool)
 
 

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import numpy as np
 
@@ -521,7 +521,8 @@ def load_source(
     return None, None, None
 
 
-def prepare_embeddings(cfg, train_tokens: list[list[str]], seed: int, dtype=np.float32) -> Prepared:
+def prepare_embeddings(cfg, train_tokens: list[list[str]], seed: int, dtype=np.float32,
+                       extra_words: Iterable[str] = ()) -> Prepared:
     """Load or train the word vectors, build the vocabulary and E.
 
     cfg          : EmbeddingsConfig-like (source, path, dim, lowercase, min_count, top_k,
@@ -530,7 +531,9 @@ def prepare_embeddings(cfg, train_tokens: list[list[str]], seed: int, dtype=np.f
     seed         : cfg.train.seed; seeds word2vec and the random rows of E
 
     The vocabulary is the training words (count >= min_count) plus the
-    top_k most frequent words of the pretrained source, plus <unk>, <s>, </s>.
+    top_k most frequent words of the pretrained source, plus those of ``extra_words``
+    (e.g. the words of the gazetteer's place names) that the pretrained source has,
+    plus <unk>, <s>, </s>.
     """
     check_config(cfg)
     start = time.perf_counter()
@@ -539,6 +542,10 @@ def prepare_embeddings(cfg, train_tokens: list[list[str]], seed: int, dtype=np.f
 
     start = time.perf_counter()
     pretrained_words = kv.index_to_key[: cfg.top_k] if kv is not None else ()
+    if kv is not None and extra_words:
+        top = set(pretrained_words)
+        pretrained_words = [*pretrained_words, *(w for w in dict.fromkeys(extra_words)
+                                                 if w not in top and w in kv.key_to_index)]
     vocab = build_vocab(train_tokens, cfg.min_count, cfg.lowercase, pretrained_words)
     vocab_seconds = time.perf_counter() - start
 

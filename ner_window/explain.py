@@ -30,6 +30,17 @@ followed by the entity types in alphabetical order, so the default 1 is the
 first entity class (LOC for CoNLL-2003); a class name ("PER") works too.  For
 multiclass models the saliency is that of the label's class: ∂s_k/∂x and p_k.
 
+A sentence-level model (model.output: sentence) has one score per IOB2 tag; its label is a
+tag (an index into O, B-LOC, I-LOC, ... or a tag name; a class name such as LOC means its B-
+tag), the default 1 being B-LOC.  Its backward pass starts from this token's row of ∂J/∂S,
+δs = P(y_i = t | sentence) − [t = label] (sentence.py step 4), the same for every gold path
+that tags the token with the label; and the result gains a "sentence" part: the token's tag
+scores, the transition scores into its tags (from the previous token's Viterbi tag, or the
+start) and out of them (to the next token's), its marginals, and the Viterbi path with its
+entities.  The saliency's "p" is then the label's marginal, recomputed for the whole sentence
+with the word replaced by <unk> (it sits in several windows).  All of it is sentence.py's
+reference path (log_alpha, log_beta, marginals, viterbi) on model.forward's tag scores.
+
 The word is matched against the tokens of ``tokenize.tokenize(text)``:
 exactly first, then ignoring case.  If it occurs several times, the first
 occurrence is explained and the result says so.  Tokens are numbered from 0
@@ -44,9 +55,10 @@ from .artifact import Model
 from .decision import decide
 from .errors import DataError
 from .model import DERIVATIVES, backward, forward, gather, loss_and_delta_s, probabilities
+from .sentence import LOSS as SENTENCE_LOSS, log_alpha, log_beta, log_partition, marginals, tag_spans, viterbi
 from .tokenize import tokenize
 from .vocab import UNK_ID
-from .windows import CASING_CLASSES, make_windows
+from .windows import feature_name, make_windows
 
 N_FIRST = 5  # how many leading values a vector summary shows
 
@@ -54,7 +66,8 @@ N_FIRST = 5  # how many leading values a vector summary shows
 # are model.ACTIVATIONS' and model.COSTS' (tests/test_explain.py checks).
 ACTIVATION_FORMULA = {"sigmoid": "σ(z)", "tanh": "tanh(z)", "relu": "max(z, 0)"}
 DERIVATIVE_FORMULA = {"sigmoid": "h(1 - h)", "tanh": "1 - h²", "relu": "[h > 0]"}
-DELTA_S_FORMULA = {"bce": "p - y", "squared": "2(p - y)·p(1 - p)", "ce": "p - y  (y one-hot)"}
+DELTA_S_FORMULA = {"bce": "p - y", "squared": "2(p - y)·p(1 - p)", "ce": "p - y  (y one-hot)",
+                   SENTENCE_LOSS: "P(y_i = t | sentence) - [t = label]"}
 
 
 # ---------------------------------------------------------------------------
@@ -91,14 +104,22 @@ def token_at(tokens: list[str], index: int) -> int:
     return index
 
 
+def output_names(model: Model) -> list[str]:
+    """The names of the model's scores s: its classes, or a sentence-level model's IOB2 tags."""
+    return model.tags if model.output == "sentence" else model.classes
+
+
 def label_index(model: Model, label: int | str) -> int:
-    """The class index of ``label``: an int (or digit string) index, or a class name such as "LOC"."""
-    classes = model.classes
+    """The index of ``label`` among output_names: an int (or digit string) index, or a name such as
+    "LOC" (for a sentence model a tag such as "I-LOC", or a class name, meaning its B- tag)."""
+    classes = output_names(model)
     if isinstance(label, str) and not label.strip().lstrip("-").isdigit():
         if label in classes:
             return classes.index(label)
-        raise DataError(f"--label {label!r} is not a class of this model; use one of "
-                        f"{', '.join(f'{i} ({c})' for i, c in enumerate(classes))}")
+        if f"B-{label}" in classes:
+            return classes.index(f"B-{label}")
+        raise DataError(f"--label {label!r} is not a {'tag' if model.output == 'sentence' else 'class'} of this "
+                        f"model; use one of {', '.join(f'{i} ({c})' for i, c in enumerate(classes))}")
     k = int(label)
     if not 0 <= k < len(classes):
         raise DataError(f"--label {k} is out of range: this {model.task} model takes "
@@ -154,12 +175,73 @@ def saliency(model: Model, ids: np.ndarray, casing: np.ndarray, fb: dict, k: int
     <unk> and its casing kept (as word dropout does in training).
     """
     params, w = model.params, model.params.window
-    unit = np.eye(len(model.classes), dtype=fb["s"].dtype)[[k]] if model.task == "multiclass" else np.ones_like(fb["s"])
+    unit = np.eye(fb["s"].shape[1], dtype=fb["s"].dtype)[[k]] if fb["s"].ndim == 2 else np.ones_like(fb["s"])
     ds_dx = backward(params, fb["cache"], unit, ids, casing, train_E=False, lam=0.0, regularize_E=False).dX
     swapped = np.repeat(ids, w, axis=0)
     swapped[np.arange(w), np.arange(w)] = UNK_ID
     s_unk, _ = forward(params, gather(params, swapped, np.repeat(casing, w, axis=0)), model.activation)
-    return {"ds_dx": ds_dx, "s_unk": s_unk, "p_unk": probabilities(s_unk)}
+    return {"ds_dx": ds_dx, "s_unk": s_unk, "p_unk": probabilities(s_unk) if params.A is None else fb["p_unk"]}
+
+
+def sentence_forward_backward(model: Model, ids_all: np.ndarray, casing_all: np.ndarray, i: int, k: int) -> dict:
+    """forward_backward for token i of a sentence-level model, and the sentence around it.
+
+    ids_all, casing_all: (n, w), the windows of the sentence; k: the label tag.  The tag scores S
+    (n, T) of every window (model.forward), then sentence.py's reference recursions: marginals P
+    (n, T), the Viterbi path; δs = P[i] − onehot(k) (1, T) for backward on window i; and p_unk (w, T),
+    P[i] again with each window word in turn replaced by <unk> in every window that holds it.
+    """
+    params, A, m = model.params, model.params.A, model.radius
+    S, _ = forward(params, gather(params, ids_all, casing_all), model.activation)
+
+    def token_marginals(S: np.ndarray) -> np.ndarray:
+        alpha, beta = log_alpha(S, A), log_beta(S, A)
+        return marginals(S, A, alpha, beta, log_partition(alpha))[0]
+
+    alpha = log_alpha(S, A)
+    P, path = token_marginals(S), viterbi(S, A)
+    ids, casing = ids_all[i:i + 1], casing_all[i:i + 1]
+    X = gather(params, ids, casing)
+    s, cache = forward(params, X, model.activation)
+    delta_s = (P[i] - np.eye(S.shape[1])[k])[None, :].astype(s.dtype)  # ∂J/∂S[i] = P(y_i = t) − [t = k]
+    grads = backward(params, cache, delta_s, ids, casing, train_E=True, lam=0.0, regularize_E=False)
+    p_unk = np.zeros((2 * m + 1, S.shape[1]))
+    n, rows = len(ids_all), np.arange(len(ids_all))
+    for j, o in enumerate(range(-m, m + 1)):
+        if 0 <= i + o < n:  # the windows r hold token i + o at column (i + o) − r + m
+            col, unk = i + o - rows + m, ids_all.copy()
+            inside = (col >= 0) & (col < 2 * m + 1)
+            unk[rows[inside], col[inside]] = UNK_ID
+            p_unk[j] = token_marginals(forward(params, gather(params, unk, casing_all), model.activation)[0])[i]
+    return {"X": X, "cache": cache, "s": s, "p": P[i:i + 1], "loss": SENTENCE_LOSS, "J": None, "delta_s": delta_s,
+            "grads": grads, "S": S, "P": P, "path": path[0], "path_score": path[1],
+            "log_Z": log_partition(alpha), "p_unk": p_unk}
+
+
+def _finite_or_none(values) -> list[float | None]:
+    """Transition scores for JSON: a pair IOB2 forbids (−∞) is None."""
+    return [float(a) if np.isfinite(a) else None for a in np.asarray(values, dtype=np.float64)]
+
+
+def _sentence_summary(model: Model, tokens: list[str], i: int, fb: dict) -> dict:
+    """The sentence-level part of explain(): token i's tag scores, its transitions in and out, its
+    marginals, and the Viterbi path of the sentence with its entities."""
+    tags, A, path = model.tags, model.params.A, fb["path"]
+    T, n = len(tags), len(tokens)
+    prev = int(path[i - 1]) if i else T  # row T of A: the start
+    nxt = int(path[i + 1]) if i + 1 < n else None
+    return {
+        "tags": tags, "tag": tags[int(path[i])],
+        "tag_scores": _scalar_or_list(fb["S"][i]), "marginals": _scalar_or_list(fb["P"][i]),
+        "incoming_from": "start" if i == 0 else f"{tags[prev]} (token {i - 1}, Viterbi)",
+        "incoming": _finite_or_none(A[prev]),
+        "outgoing_to": None if nxt is None else f"{tags[nxt]} (token {i + 1}, Viterbi)",
+        "outgoing": None if nxt is None else _finite_or_none(A[:T, nxt]),
+        "viterbi": [tags[int(t)] for t in path], "viterbi_score": float(fb["path_score"]),
+        "log_Z": float(fb["log_Z"]), "path_probability": float(np.exp(fb["path_score"] - fb["log_Z"])),
+        "spans": [{"label": t, "start": a, "end": b, "text": " ".join(tokens[a:b])}
+                  for t, a, b in tag_spans(path, tags)],
+    }
 
 
 def _pick_token(tokens: list[str], word: str | None, index: int | None) -> tuple[int, str, list[int], bool]:
@@ -191,7 +273,7 @@ def _window_rows(model: Model, tokens: list[str], i: int, ids, casing, fb: dict,
             "in_sentence": inside,
             "vocab_word": vocab.words[wid],
             "id": wid,
-            "casing": CASING_CLASSES[int(casing[0, j])],
+            "casing": feature_name(casing[0, j]),
             "e_norm": float(np.linalg.norm(x3[j, :d])),
             "c_norm": float(np.linalg.norm(x3[j, d:])) if d_c else None,
             "dJ_de_norm": float(np.linalg.norm(dx3[j, :d])),
@@ -214,14 +296,16 @@ def explain(model: Model, text: str, word: str | None = None, label: int | str =
     0-based ``index`` (exactly one of the two).  label: the gold label for the backward
     pass (see the module docstring).
     """
-    params, classes = model.params, model.classes
-    multiclass = model.task == "multiclass"
+    params, classes, names = model.params, model.classes, output_names(model)
+    sentence_model = model.output == "sentence"
+    multiclass = model.task == "multiclass" or sentence_model  # s is a vector (of classes or of tags)
     k = label_index(model, label)
     tokens = [t.text for t in tokenize(text)]
     i, word, occurrences, exact = _pick_token(tokens, word, index)
-    windows = make_windows([tokens], model.vocab, model.radius)
+    windows = make_windows([tokens], model.vocab, model.radius, gazetteer=model.gazetteer)
     ids, casing = windows.ids[i:i + 1], windows.casing[i:i + 1]  # (1, w)
-    fb = forward_backward(model, ids, casing, k)
+    fb = (sentence_forward_backward(model, windows.ids, windows.casing, i, k) if sentence_model
+          else forward_backward(model, ids, casing, k))
     sal = saliency(model, ids, casing, fb, k)
     of_k = (lambda q: float(q[k])) if multiclass else float  # the output the saliency is about
     rows = _window_rows(model, tokens, i, ids, casing, fb, sal, of_k)
@@ -230,6 +314,40 @@ def explain(model: Model, text: str, word: str | None = None, label: int | str =
     # p saturates near 0 and 1 (float32 steps of 6e-8 there): ties in |Δp| go to the larger |Δs|
     top_unk = max(neighbours, key=lambda r: (abs(r["p_change"]), abs(r["s_change"])), default=None)
     p = fb["p"][0]
+    prediction = (model.tags[int(fb["path"][i])] if sentence_model
+                  else classes[int(decide(fb["p"], model.threshold, classes)[0])])
+    result = {
+        "text": text, "word": word, "token": tokens[i], "token_index": i, "occurrences": occurrences,
+        "tokens": tokens, "notes": _notes(tokens, word, i, occurrences, exact),
+        "model": {
+            "path": str(model.path), "task": model.task, "output": model.output, "classes": classes,
+            "radius": model.radius, "window": params.window, "d": params.d, "d_c": params.d_c,
+            "D": int(params.W.shape[1]), "hidden": params.hidden, "activation": model.activation, "loss": fb["loss"],
+            "threshold": None if multiclass else model.threshold,
+        },
+        "window": rows,
+        "forward": {
+            "x": summarise(fb["X"][0]), "z": summarise(fb["cache"].z[0]), "h": summarise(fb["cache"].h[0]),
+            "s": _scalar_or_list(fb["s"][0]), "p": _scalar_or_list(p), "prediction": prediction,
+        },
+        "backward": _backward_summary(model, fb, k),
+        "saliency": {
+            "of": f"s[{k}] ({names[k]})" if multiclass else "s",
+            "p_of": (f"P({names[k]} | sentence)" if sentence_model else f"p[{k}] ({names[k]})" if multiclass
+                     else "p"),
+            "s": of_k(fb["s"][0]), "p": of_k(fb["p"][0]),
+            "ranks": "the neighbours of the centre word (the centre word itself is not ranked)",
+            "top_gradient": None if top_grad is None else top_grad["slot"],
+            "top_unk": None if top_unk is None else top_unk["slot"],
+        },
+    }
+    if sentence_model:
+        result["sentence"] = _sentence_summary(model, tokens, i, fb)
+    return result
+
+
+def _notes(tokens: list[str], word: str, i: int, occurrences: list[int], exact: bool) -> list[str]:
+    """What the reader should know about the token picked: a case-insensitive match, repeats."""
     notes = []
     if not exact:
         notes.append(f"no exact match for {word!r}; matched {tokens[i]!r} ignoring case")
@@ -237,42 +355,18 @@ def explain(model: Model, text: str, word: str | None = None, label: int | str =
         which = "the first" if i == occurrences[0] else f"token {i}"
         notes.append(f"{tokens[i]!r} occurs {len(occurrences)} times "
                      f"(tokens {', '.join(str(j) for j in occurrences)}); explaining {which}")
-    return {
-        "text": text, "word": word, "token": tokens[i], "token_index": i, "occurrences": occurrences,
-        "tokens": tokens, "notes": notes,
-        "model": {
-            "path": str(model.path), "task": model.task, "classes": classes, "radius": model.radius,
-            "window": params.window, "d": params.d, "d_c": params.d_c, "D": int(params.W.shape[1]),
-            "hidden": params.hidden, "activation": model.activation, "loss": fb["loss"],
-            "threshold": None if multiclass else model.threshold,
-        },
-        "window": rows,
-        "forward": {
-            "x": summarise(fb["X"][0]), "z": summarise(fb["cache"].z[0]), "h": summarise(fb["cache"].h[0]),
-            "s": _scalar_or_list(fb["s"][0]), "p": _scalar_or_list(p),
-            "prediction": classes[int(decide(fb["p"], model.threshold, classes)[0])],
-        },
-        "backward": _backward_summary(model, fb, k),
-        "saliency": {
-            "of": f"s[{k}] ({classes[k]})" if multiclass else "s",
-            "p_of": f"p[{k}] ({classes[k]})" if multiclass else "p",
-            "s": of_k(fb["s"][0]), "p": of_k(fb["p"][0]),
-            "ranks": "the neighbours of the centre word (the centre word itself is not ranked)",
-            "top_gradient": None if top_grad is None else top_grad["slot"],
-            "top_unk": None if top_unk is None else top_unk["slot"],
-        },
-    }
+    return notes
 
 
 def _backward_summary(model: Model, fb: dict, k: int) -> dict:
     """The backward half of explain()'s result: δs, then each node's upstream, local and downstream."""
-    params, grads, classes = model.params, fb["grads"], model.classes
-    multiclass = model.task == "multiclass"
+    params, grads, classes = model.params, fb["grads"], output_names(model)
+    multiclass = model.task == "multiclass" or model.output == "sentence"
     return {
         "label": k,
         "label_name": classes[k],
         "y": [float(c == k) for c in range(len(classes))] if multiclass else float(k),
-        "J": float(fb["J"]),
+        "J": None if fb["J"] is None else float(fb["J"]),
         "delta_s": _scalar_or_list(fb["delta_s"][0]),
         "dJ_dh": summarise(grads.dh[0]),
         "f_prime": summarise(DERIVATIVES[model.activation](fb["cache"].h)[0]),
@@ -322,7 +416,34 @@ def format_text(result: dict) -> str:
     out.append(f"model {mdl['path']}: {mdl['task']} ({', '.join(mdl['classes'])}), radius m = {mdl['radius']}, "
                f"d = {mdl['d']}{casing}, D = {mdl['window']}·{mdl['d'] + mdl['d_c']} = {mdl['D']}, "
                f"H = {mdl['hidden']}, f = {mdl['activation']}")
-    return "\n".join(out + _forward_text(result) + _backward_text(result) + _saliency_text(result))
+    sentence_part = _sentence_text(result) if "sentence" in result else []
+    return "\n".join(out + _forward_text(result) + sentence_part + _backward_text(result) + _saliency_text(result))
+
+
+def _sentence_text(result: dict) -> list[str]:
+    """The sentence-level part: tag scores, transitions in and out, marginals, the Viterbi path."""
+    sen, i = result["sentence"], result["token_index"]
+    tags = sen["tags"]
+    out = ["", f"Sentence level: score(y) = Σ_k (A[y_k-1, y_k] + S[k, y_k]); token {i} ({result['token']!r})"]
+    out.append(f"    {'tag':<8} {'S[i, t]':>9} {'A[in, t]':>9} {'A[t, out]':>10} {'P(y_i = t)':>11}")
+    for t, name in enumerate(tags):
+        incoming, outgoing = sen["incoming"][t], None if sen["outgoing"] is None else sen["outgoing"][t]
+        out.append(f"    {name:<8} {_g(sen['tag_scores'][t]):>9} {_a(incoming):>9} "
+                   f"{'' if sen['outgoing'] is None else _a(outgoing):>10} {_p(sen['marginals'][t]):>11}")
+    out.append(f"  in: from {sen['incoming_from']};  out: " + ("the sentence ends here" if sen["outgoing"] is None
+                                                              else f"to {sen['outgoing_to']}")
+               + "  (-inf: a pair IOB2 forbids)")
+    path = " ".join(f"{tok}/{tag}" for tok, tag in zip(result["tokens"], sen["viterbi"]))
+    out.append(f"  Viterbi path: {path}")
+    spans = ", ".join(f"[{s['text']}]{s['label']}" for s in sen["spans"]) or "(no entities)"
+    out.append(f"  entities: {spans};  score {_g(sen['viterbi_score'])}, log Z {_g(sen['log_Z'])}, "
+               f"p(path | sentence) = {_p(sen['path_probability'])}")
+    return out
+
+
+def _a(x: float | None) -> str:
+    """A transition score; None is a pair IOB2 forbids (−∞)."""
+    return "-inf" if x is None else _g(x)
 
 
 def _list(values) -> str:
@@ -332,10 +453,11 @@ def _list(values) -> str:
 def _forward_text(result: dict) -> list[str]:
     mdl, fw, bw = result["model"], result["forward"], result["backward"]
     out = ["", "Forward pass"]
-    header = f"  {'slot':<5} {'token':<16} {'vocabulary word':<16} {'id':>7}  {'casing':<6} {'‖e‖':>8}"
+    cw = max(6, *(len(r["casing"]) for r in result["window"]))  # "title+continues" with a gazetteer
+    header = f"  {'slot':<5} {'token':<16} {'vocabulary word':<16} {'id':>7}  {'casing':<{cw}} {'‖e‖':>8}"
     out.append(header + (f" {'‖c‖':>8}" if mdl["d_c"] else ""))
     for r in result["window"]:
-        line = (f"  {r['slot']:<5} {r['token']:<16} {r['vocab_word']:<16} {r['id']:>7}  {r['casing']:<6} "
+        line = (f"  {r['slot']:<5} {r['token']:<16} {r['vocab_word']:<16} {r['id']:>7}  {r['casing']:<{cw}} "
                 f"{_g(r['e_norm']):>8}")
         out.append(line + (f" {_g(r['c_norm']):>8}" if mdl["d_c"] else ""))
     part = "e({w}); c({w})" if mdl["d_c"] else "e({w})"
@@ -344,14 +466,19 @@ def _forward_text(result: dict) -> list[str]:
     out.append(f"  {'x = ' + x_formula:<44} {_vec(fw['x'])}")
     out.append(f"  {'z = W x + b':<44} {_vec(fw['z'])}")
     out.append(f"  {'h = f(z) = ' + ACTIVATION_FORMULA[mdl['activation']]:<44} {_vec(fw['h'])}")
-    if mdl["task"] == "multiclass":
-        out.append("  s = U h + c,  p = softmax(s):")
-        out.append(f"    {'k':>2}  {'class':<6} {'s_k':>9} {'p_k':>11} {'y_k':>4} {'δs_k':>10}")
-        for c, name in enumerate(mdl["classes"]):
+    sentence_model = mdl.get("output") == "sentence"
+    if mdl["task"] == "multiclass" or sentence_model:
+        names = result["sentence"]["tags"] if sentence_model else mdl["classes"]
+        out.append("  s = U h + c (a score f(t | window) per tag),  p = P(y_i = t | sentence), the marginals:"
+                   if sentence_model else "  s = U h + c,  p = softmax(s):")
+        out.append(f"    {'k':>2}  {'tag' if sentence_model else 'class':<6} {'s_k':>9} {'p_k':>11} {'y_k':>4} "
+                   f"{'δs_k':>10}")
+        for c, name in enumerate(names):
             mark = "  <- label" if c == bw["label"] else ""
             out.append(f"    {c:>2}  {name:<6} {_g(fw['s'][c]):>9} {_p(fw['p'][c]):>11} {bw['y'][c]:>4.0f} "
                        f"{_g(bw['delta_s'][c]):>10}{mark}")
-        out.append(f"  prediction: {fw['prediction']} (argmax p)")
+        out.append(f"  prediction: {fw['prediction']} " + ("(the Viterbi path's tag)" if sentence_model
+                                                            else "(argmax p)"))
     else:
         out.append(f"  {'s = uᵀh + c':<44} s = {_g(fw['s'])}")
         out.append(f"  {'p = σ(s)':<44} p = {_p(fw['p'])}  -> {fw['prediction']} "
@@ -361,16 +488,19 @@ def _forward_text(result: dict) -> list[str]:
 
 def _backward_text(result: dict) -> list[str]:
     mdl, bw = result["model"], result["backward"]
-    multiclass, act, loss = mdl["task"] == "multiclass", mdl["activation"], mdl["loss"]
+    sentence_model = mdl.get("output") == "sentence"
+    multiclass, act, loss = mdl["task"] == "multiclass" or sentence_model, mdl["activation"], mdl["loss"]
     y_text = f"y = one-hot({bw['label']})" if multiclass else f"y = {bw['label']}"
     delta_s_text = _list(bw["delta_s"]) if multiclass else _g(bw["delta_s"])
-    out = ["", f"Backward pass, label {bw['label']} ({bw['label_name']}): {y_text}, loss {loss}, "
-               f"J = {_g(bw['J'])}  (this window's data loss, no L2 term)",
+    what = (f"J = {_g(bw['J'])}  (this window's data loss, no L2 term)" if not sentence_model else
+            "J = -log p(y | sentence) for any gold path y that tags this token with the label; "
+            "this token's row of ∂J/∂S:")
+    out = ["", f"Backward pass, label {bw['label']} ({bw['label_name']}): {y_text}, loss {loss}, {what}",
            f"  δs = ∂J/∂s = {DELTA_S_FORMULA[loss]} = {delta_s_text}"]
     dc = "-" if bw["dc"] is None else (_list(bw["dc"]) if multiclass else _g(bw["dc"]))
     nodes = [
         (f"node {'s = U h + c' if multiclass else 's = uᵀh + c'}", [
-            ("upstream", "δs (n_classes,)" if multiclass else "δs", delta_s_text),
+            ("upstream", ("δs (T,)" if sentence_model else "δs (n_classes,)") if multiclass else "δs", delta_s_text),
             ("local", "∂s/∂h = U" if multiclass else "∂s/∂h = u", _vec(bw["u"])),
             ("downstream", "∂J/∂h = Uᵀδs" if multiclass else "∂J/∂h = u δs", _vec(bw["dJ_dh"])),
         ], [("∂J/∂U = δs hᵀ" if multiclass else "∂J/∂u = δs h", _vec(bw["du"])), ("∂J/∂c = δs", dc)]),

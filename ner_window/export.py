@@ -72,6 +72,10 @@ def export_model(model_or_path: Model | str | os.PathLike, out: str | os.PathLik
         raise DataError(f"--out {out}: cannot write there (it is a directory, or its directory does not exist); "
                         f"give a file path such as model.onnx in an existing directory")
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
+    if model.output == "sentence":
+        raise ModelError(f"{model.path}: is a sentence-level model (tag scores + transitions, decoded by Viterbi); "
+                         f"the ONNX export writes window models only (its 'A' in params.npz and meta.json "
+                         f"'decoding' say how to decode one); export a model trained with model.output: window")
     if model.task == "multiclass" and "LOC" not in model.classes:
         raise ModelError(f"{model.path}: the classes {model.classes} have no LOC, so there is no P(location) "
                          f"to export; train with LOC among data.location_types")
@@ -128,4 +132,18 @@ def runtime_spec(model: Model, onnx_file: str) -> dict:
         "casing_classes": list(CASING_CLASSES), "pad_casing_id": PAD, "casing_used": has_casing,
         "casing_rules": [[CASING_CLASSES.index(name), name, rule] for name, rule in CASING_RULES],
         "words": model.vocab.to_list(),
+        **({"gazetteer": _gazetteer_spec(model)} if model.gazetteer is not None else {}),
+    }
+
+
+def _gazetteer_spec(model: Model) -> dict:
+    """How a model trained with a gazetteer builds its casing input (gazetteer.py, windows.make_windows)."""
+    K = len(CASING_CLASSES)
+    return {
+        "rule": "key of a token = its lowercase form without a leading '#'; in each sentence, left to right, "
+                "the longest run of keys that is one of names (keys joined by one space) gets tag 1 on its first "
+                "token and 2 on the others, the run is skipped, and every other token gets 0",
+        "casing_id": f"casing class id + {K} * tag (pad positions stay {PAD})",
+        "tags": ["outside", "begins", "continues"], "info": model.gazetteer.info,
+        "names": sorted(model.gazetteer.names),
     }

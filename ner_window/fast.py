@@ -23,6 +23,12 @@ kern.binary_head / kern.softmax_head (kernels.py) run the lines from s to step_c
 compiled loop each, and kern.add_bias the "+= b".  predict_proba runs gather ->
 forward -> probabilities in chunks; predict_scores stops at s.
 
+sentence_train_step (a sentence-level model, sentence.py) is the same table with one line
+swapped: instead of loss_and_delta_s, the tag scores s (N, T) of a batch of whole sentences
+go through sentence.loss_and_delta_s, by kern.sll_batch (compiled) or sentence.sll_batch
+(numpy), which give step_s = −lr δs and the step of A; the lines after it are train_step's
+(_hidden_steps, _update).
+
 Why it is fast: scratch buffers reused across calls (no allocation per batch),
 gathering with np.take(out=), activations and derivatives into those buffers with
 f' taken from h, no ∂J/∂X at all when E is frozen (only the casing columns when there
@@ -45,6 +51,7 @@ cores its own way: predict_proba runs independent chunks in threads, each with o
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import threading
@@ -57,6 +64,7 @@ import numpy as np
 from .model import (ACTIVATIONS, DERIVATIVES, Params, check_activation, check_loss, loss_and_delta_s, sigmoid,
                     softmax, squared_norm)
 from .optim import add_rows_at, shrink_rows, sgd_step
+from .sentence import sll_batch
 from .windows import check_window_ids, check_window_shape
 
 _scratch = threading.local()
@@ -95,6 +103,13 @@ class _TrainBuffers:
         self.step_u = np.empty(H if n_out == 1 else (n_out, H), dtype)
         self.step_c = np.empty(n_out, dtype)
         self.no_bias = np.zeros(n_out, dtype)  # c for a model without an output bias
+
+    def first(self, n: int) -> "_TrainBuffers":
+        """The same scratch with its per-row arrays cut to their first n rows (contiguous views)."""
+        view = copy.copy(self)
+        for name in ("X", "z", "s", "delta", "work", "dX", "t"):
+            setattr(view, name, getattr(self, name)[:n])
+        return view
 
 
 def _train_buffers(params: Params, B: int) -> _TrainBuffers:
@@ -251,8 +266,14 @@ def _output_backward(kern, params: Params, h, y, loss: str, activation: str, pos
         return J_data, buf.step_b, buf.step_u, buf.step_c
     s = _scores_into(h, U, c, buf.s)
     J_data, delta_s = loss_and_delta_s(s[:, 0] if n_out == 1 else s, y, loss, pos_weight)
-    step_s = delta_s.reshape(B, n_out) * -lr
-    if n_out == 1:
+    return (J_data, *_hidden_steps(params, h, delta_s.reshape(B, n_out) * -lr, activation, buf))
+
+
+def _hidden_steps(params: Params, h: np.ndarray, step_s: np.ndarray, activation: str, buf: _TrainBuffers):
+    """Steps 2-3 from step_s = −lr δs (B, n_out): (step_b, step_u, step_c); δ (scaled by −lr) into buf.delta."""
+    U, c = _output_layer(params)
+    delta = buf.delta
+    if step_s.shape[1] == 1:
         np.multiply(step_s, U, out=delta)  # the outer product (B,1)(1,H): no BLAS call needed
     else:
         np.matmul(step_s, U, out=delta)
@@ -260,7 +281,7 @@ def _output_backward(kern, params: Params, h, y, loss: str, activation: str, pos
     step_b = np.add.reduce(delta, axis=0)
     step_u = (step_s.T @ h).reshape(params.u.shape)
     step_c = None if c is None else step_s.sum(axis=0).reshape(params.c.shape)
-    return J_data, step_b, step_u, step_c
+    return step_b, step_u, step_c
 
 
 class StepLoss(NamedTuple):
@@ -290,10 +311,61 @@ def train_step(params: Params, ids: np.ndarray, casing: np.ndarray | None, y: np
     check_window_shape(ids, casing, params.window, params.C is not None)
     kern = _fast_kernels()  # ner_window.kernels, or None
     lr, lam, momentum = float(lr), float(lam), float(momentum)
-    w, d, d_c, W = ids.shape[1], params.d, params.d_c, params.W
     buf = _train_buffers(params, ids.shape[0])
     X, h = _forward_into(kern, params, ids, casing, activation, buf)
     J_data, step_b, step_u, step_c = _output_backward(kern, params, h, y, loss, activation, pos_weight, lr, buf)
+    return _update(kern, params, X, ids, casing, J_data, (step_b, step_u, step_c), lr=lr, lam=lam, train_E=train_E,
+                   regularize_E=regularize_E, momentum=momentum, velocity=velocity, buf=buf)
+
+
+def sentence_train_step(params: Params, ids: np.ndarray, casing: np.ndarray | None, tags: np.ndarray,
+                        starts: np.ndarray, *, lr: float, activation: str, lam: float = 0.0, train_E: bool = False,
+                        regularize_E: bool = False, momentum: float = 0.0,
+                        velocity: dict[str, np.ndarray] | None = None) -> StepLoss:
+    """One SGD step on a batch of whole sentences (a sentence-level model: params.A), in place.
+
+    ids, casing: (N, w) the windows of the batch's N tokens, sentence after sentence; tags (N,)
+    the gold IOB2 tag ids; starts (B+1,) the first row of each sentence, then N.  The maths of
+    gather -> forward (S = h Uᵀ + c, the tag scores of all N tokens in one product) ->
+    sentence.loss_and_delta_s -> backward -> θ ← θ − lr ∂J/∂θ; A by plain SGD or momentum, no L2
+    (kernels.sll_batch runs the recursions compiled, else sentence.sll_batch).  Returns
+    StepLoss(J, J_data) before the update, J_data the mean per token.
+    """
+    check_activation(activation)
+    if params.A is None:
+        raise ValueError("sentence_train_step needs a sentence-level model (params.A); train_step trains window models")
+    if momentum and velocity is None:
+        raise ValueError("momentum > 0 needs velocity=make_velocity(params)")
+    check_window_shape(ids, casing, params.window, params.C is not None)
+    kern = _fast_kernels()
+    lr, lam, momentum = float(lr), float(lam), float(momentum)
+    N = ids.shape[0]
+    # a batch of whole sentences has a different N every step: scratch for N rounded up to 64
+    # rows, cut to N, keeps the buffers cached (one per size would be reallocated every step)
+    buf = _train_buffers(params, -(-N // 64) * 64).first(N)
+    X, h = _forward_into(kern, params, ids, casing, activation, buf)
+    S = _scores_into(h, *_output_layer(params), buf.s)  # (N, T)
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    if kern is not None:
+        step_A = np.empty_like(params.A)
+        J_data = kern.sll_batch(S, params.A, np.ascontiguousarray(tags, dtype=np.int64), starts, -lr / N, buf.t,
+                                step_A)
+        step_s = buf.t
+    else:
+        J_data, delta_s, dA = sll_batch(S, params.A, tags, starts)
+        step_s, step_A = delta_s * -lr, dA * -lr
+    steps = _hidden_steps(params, h, step_s, activation, buf)
+    sgd_step(params.A, step_A, 0.0, momentum, (velocity or {}).get("A") if momentum else None)
+    return _update(kern, params, X, ids, casing, J_data, steps, lr=lr, lam=lam, train_E=train_E,
+                   regularize_E=regularize_E, momentum=momentum, velocity=velocity, buf=buf)
+
+
+def _update(kern, params: Params, X, ids, casing, J_data: float, steps, *, lr: float, lam: float, train_E: bool,
+            regularize_E: bool, momentum: float, velocity, buf: _TrainBuffers) -> StepLoss:
+    """Steps 4-5 from δ (scaled by −lr, in buf.delta) and the output layer's steps (step_b, step_u,
+    step_c): ∂J/∂X, then every parameter's update.  Returns StepLoss at the parameters before it."""
+    step_b, step_u, step_c = steps
+    w, d, d_c, W = ids.shape[1], params.d, params.d_c, params.W
     delta = buf.delta
     # step 4, ∂J/∂X = Δ W, BEFORE W changes, and only the columns that will be used
     if train_E:

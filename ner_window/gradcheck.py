@@ -13,6 +13,12 @@ measured 13 spurious failures in 300 random check cases with it, and none with
 this stencil, whose truncation error is O(h⁴) and so allows a 100× larger h
 (rounding ≈ 1.5 ε|J|/h ≈ 1e-13).  See numerical_gradient() for the derivation.
 
+A sentence-level model (``output="sentence"``, ``ner-window gradcheck --output sentence``)
+is checked the same way with J = the batch's mean sentence-level log-likelihood per token
+(sentence.loss_and_delta_s) + the same L2 terms, on a batch of three sentences of 1, 2 and 7
+tokens with a repeated word; its analytic gradient is sentence.py's ∂J/∂S fed into backward()
+and ∂J/∂A, and A is checked at every entry IOB2 allows (the −∞ ones are constants).
+
 Each numeric n is compared with the analytic a from backward() by the relative
 error (cs231n / CS224d style)
 
@@ -31,6 +37,7 @@ from typing import Callable
 
 import numpy as np
 
+from ner_window import sentence
 from ner_window.errors import ConfigError
 from ner_window.model import (
     COSTS,
@@ -169,22 +176,77 @@ def check_gradients(
     def J() -> float:
         return objective(params, ids, casing, y, **kw)
 
+    return compare(params, grads, J, ids)
+
+
+def compare(params: Params, grads: dict[str, np.ndarray], J: Callable[[], float], ids: np.ndarray) -> dict[str, float]:
+    """Largest relative error of each analytic gradient in ``grads`` (by parameter name) against
+    numerical_gradient of J: E over the rows ``ids`` uses, A over its finite entries, the rest everywhere."""
     errors = {}
     for name, analytic in grads.items():
         theta = getattr(params, name)
         if analytic.shape != theta.shape:
             raise AssertionError(f"d{name} has shape {analytic.shape}, {name} has {theta.shape}")
         if name == "E":
-            rows = np.unique(ids)
-            indices = [(r, k) for r in rows for k in range(theta.shape[1])]
             mask = np.zeros(theta.shape, bool)
-            mask[rows] = True
+            mask[np.unique(ids)] = True
         else:
-            indices = list(np.ndindex(theta.shape))
-            mask = np.ones(theta.shape, bool)
-        numeric = numerical_gradient(J, theta, indices)
+            mask = np.isfinite(theta)  # A's −∞ entries (pairs IOB2 forbids) are constants, not parameters
+        numeric = numerical_gradient(J, theta, [ix for ix in np.ndindex(theta.shape) if mask[ix]])
         errors[name] = float(relative_error(analytic, numeric)[mask].max()) if mask.any() else 0.0
     return errors
+
+
+def make_sentence_check_case(task: str = "binary", seed: int = 0, *, casing: bool = True):
+    """A small float64 sentence-level model and a batch (params, ids, casing, tags, starts).
+
+    The sizes of make_check_case; three sentences of 1, 2 and 7 tokens (starts = [0, 1, 3, 10]),
+    word 4 twice in one window and again in every sentence; gold IOB2 paths with every kind of
+    pair (B-LOC then I-LOC, two adjacent B-LOC, O between entities); binary: T = 3 tags
+    (O, B-LOC, I-LOC), multiclass: classes O, LOC, PER, T = 5.  A is random where IOB2 allows a
+    pair.  Redrawn until every |z| >= Z_MARGIN, as make_check_case.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r} (option --task): use one of {', '.join(TASKS)}")
+    rng = np.random.default_rng(seed)
+    V, d, radius, H = 9, 3, 1, 6
+    starts = np.array([0, 1, 3, 10])
+    T = 3 if task == "binary" else 5
+    tags = np.array([1, 0, 1, 1, 2, 0, 1, 1, 2, 2] if task == "binary" else [3, 1, 0, 1, 2, 0, 3, 4, 1, 1])
+    ids = rng.integers(0, V, size=(starts[-1], 2 * radius + 1))
+    ids[4, 0] = ids[4, 2] = 4  # the same word twice in one window ...
+    ids[0, 1] = ids[2, 0] = ids[8, 1] = 4  # ... and in every sentence
+    cas = rng.integers(0, 4, size=ids.shape) if casing else None
+    for _ in range(1000):
+        params = init_params(V, d, radius, H, n_casing=4 if casing else 0, d_c=2 if casing else 0, n_classes=T,
+                             rng=rng, dtype=np.float64)
+        params.b[:] = rng.uniform(-0.5, 0.5, H)
+        params.c[...] = rng.uniform(-0.5, 0.5, T)
+        params.A = sentence.init_transitions(T, np.float64)
+        allowed = np.isfinite(params.A)
+        params.A[allowed] = rng.uniform(-1.0, 1.0, allowed.sum())
+        z = gather(params, ids, cas) @ params.W.T + params.b
+        if np.abs(z).min() >= Z_MARGIN:
+            return params, ids, cas, tags, starts
+    raise RuntimeError("could not draw a check case with every |z| >= Z_MARGIN")  # pragma: no cover
+
+
+def check_sentence_gradients(params: Params, ids: np.ndarray, casing: np.ndarray | None, tags: np.ndarray,
+                             starts: np.ndarray, *, activation: str, lam: float = 0.1, train_E: bool = True,
+                             regularize_E: bool = True) -> dict[str, float]:
+    """check_gradients for a sentence-level model: "A" as well, J the mean SLL per token + L2."""
+    regularize_E = regularize_E and train_E
+    S, cache = forward(params, gather(params, ids, casing), activation)
+    _, delta_s, dA = sentence.loss_and_delta_s(S, params.A, tags, starts)
+    grads = backward(params, cache, delta_s, ids, casing, train_E=train_E, lam=lam, regularize_E=regularize_E)
+    grads = {**grads.dense(params), "A": dA}
+
+    def J() -> float:
+        s, _ = forward(params, gather(params, ids, casing), activation)
+        J_data = sentence.loss_and_delta_s(s, params.A, tags, starts)[0]
+        return J_data + l2_penalty(params, lam, rows_E=ids.reshape(-1) if regularize_E else None)
+
+    return compare(params, grads, J, ids)
 
 
 def run_gradcheck(
@@ -192,12 +254,14 @@ def run_gradcheck(
     losses=("bce", "squared"),
     task: str = "binary",
     seed: int = 0,
+    output: str = "window",
 ) -> dict:
     """Check backward() for each activation × loss on a small random model.
 
     The model has casing vectors, an output bias and trainable, L2-regularised E;
     pos_weight = 3, λ = 0.1; the batch repeats a word (see make_check_case).
-    The multiclass task has one loss, "ce", so ``losses`` applies to the binary task only.
+    The multiclass task has one loss, "ce", so ``losses`` applies to the binary task only;
+    output="sentence" checks the sentence-level model (loss "sll", make_sentence_check_case).
     Returns {"passed": bool, "threshold": 1e-6, "results": [{"activation", "loss", "param",
     "max_rel_error"}, ...]}; passed is False if any max_rel_error exceeds the threshold.
     """
@@ -210,16 +274,23 @@ def run_gradcheck(
     for loss in losses:
         if loss not in COSTS:
             raise ConfigError(f"unknown loss {loss!r} (option --loss): use one of {', '.join(COSTS)}")
-    if task == "multiclass":
+    if output not in ("window", "sentence"):
+        raise ConfigError(f"unknown output {output!r} (option --output): use window or sentence")
+    if output == "sentence":
+        losses = (sentence.LOSS,)
+        params, ids, casing, tags, starts = make_sentence_check_case(task, seed)
+    elif task == "multiclass":
         losses = MULTICLASS_LOSSES
     else:
         for loss in losses:
             check_loss(loss, task)
-    params, ids, casing, y = make_check_case(task, seed)
+    if output == "window":
+        params, ids, casing, y = make_check_case(task, seed)
     results = []
     for activation in activations:
         for loss in losses:
-            errors = check_gradients(params, ids, casing, y, activation=activation, loss=loss)
+            errors = (check_gradients(params, ids, casing, y, activation=activation, loss=loss) if output == "window"
+                      else check_sentence_gradients(params, ids, casing, tags, starts, activation=activation))
             for name, err in errors.items():
                 results.append({"activation": activation, "loss": loss, "param": name, "max_rel_error": err})
     passed = all(r["max_rel_error"] <= THRESHOLD for r in results)

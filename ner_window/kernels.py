@@ -1,4 +1,5 @@
-"""Compiled loops for the fast path's small work: gather, bias, output layer + δ, scatter.
+"""Compiled loops for the fast path's small work: gather, bias, output layer + δ, scatter,
+and the sentence-level recursions (sll_batch: sentence.py's forward-backward and gradients).
 
 Why they exist.  A training step on a batch of 64 windows (d = 50, H = 100) is two
 BLAS products with E frozen (Z = X Wᵀ, ΔW = Δᵀ X) and three fine-tuned (+ ∂J/∂X = Δ W);
@@ -222,3 +223,78 @@ if njit is not None:
                 di[j] = d
                 gb[j] += d
         return J / total
+
+    @njit(cache=True, fastmath=_FASTMATH)
+    def _logadd_into(out, row, a, b):  # pragma: no cover - compiled
+        """out[row] = log Σ_i exp(a[i] + b[i]) for vectors a, b (T,), shifted by the max."""
+        m = -np.inf
+        for i in range(a.shape[0]):
+            v = a[i] + b[i]
+            if v > m:
+                m = v
+        if m == -np.inf:  # every term exp(−∞) = 0
+            out[row] = -np.inf
+            return
+        acc = 0.0
+        for i in range(a.shape[0]):
+            acc += np.exp(a[i] + b[i] - m)
+        out[row] = m + np.log(acc)
+
+    @njit(cache=True, fastmath=_FASTMATH)
+    def sll_batch(S, A, y, starts, scale, dS, dA):  # pragma: no cover - compiled
+        """sentence.sll_batch compiled, one sentence after another (sentence.py steps 1-5).
+
+        S (N, T) tag scores, sentence s at rows starts[s]:starts[s+1]; A (T+1, T), row T the
+        start; y (N,) int gold tags; scale = −lr / N.  Writes dS = scale·(P − Y) (N, T) and
+        dA = scale·(Σ_k P(y_{k-1} = i, y_k = j) − #(i → j in y)) (T+1, T), P the marginals
+        from log α and log β (float64 inside); returns J_data = Σ_s (log Z_s − score_s) / N.
+        """
+        N, T = S.shape
+        longest = 0
+        for s in range(starts.shape[0] - 1):
+            longest = max(longest, starts[s + 1] - starts[s])
+        alpha, beta = np.empty((longest, T)), np.empty((longest, T))
+        pairs = np.zeros((T + 1, T))  # Σ over sentences of (expected − gold) transition counts
+        col, nxt, zeros, log_Z_of = np.empty(T), np.empty(T), np.zeros(T), np.empty(1)
+        J = 0.0
+        for s in range(starts.shape[0] - 1):
+            a, n = starts[s], starts[s + 1] - starts[s]
+            if n == 0:
+                continue
+            for j in range(T):  # α_0(j) = A[start, j] + S[0, j]
+                alpha[0, j] = A[T, j] + S[a, j]
+            for k in range(1, n):  # α_k(j) = S[k, j] + logadd_i (α_{k-1}(i) + A[i, j])
+                for j in range(T):
+                    for i in range(T):
+                        col[i] = A[i, j]
+                    _logadd_into(alpha[k], j, alpha[k - 1], col)
+                    alpha[k, j] += S[a + k, j]
+            beta[n - 1, :] = 0.0
+            for k in range(n - 2, -1, -1):  # β_k(i) = logadd_j (A[i, j] + S[k+1, j] + β_{k+1}(j))
+                for j in range(T):
+                    nxt[j] = S[a + k + 1, j] + beta[k + 1, j]
+                for i in range(T):
+                    _logadd_into(beta[k], i, A[i], nxt)
+            _logadd_into(log_Z_of, 0, alpha[n - 1], zeros)  # log Z = logadd_j α_{n-1}(j)
+            log_Z = log_Z_of[0]
+            score = A[T, y[a]] + S[a, y[a]]
+            for k in range(1, n):
+                score += A[y[a + k - 1], y[a + k]] + S[a + k, y[a + k]]
+            J += log_Z - score
+            for k in range(n):  # ∂J/∂S = P − Y, P(y_k = j) = exp(α_k(j) + β_k(j) − log Z)
+                for j in range(T):
+                    dS[a + k, j] = scale * np.exp(alpha[k, j] + beta[k, j] - log_Z)
+                dS[a + k, y[a + k]] -= scale
+                if k == 0:
+                    for j in range(T):
+                        pairs[T, j] += np.exp(alpha[0, j] + beta[0, j] - log_Z)
+                    pairs[T, y[a]] -= 1.0
+                    continue
+                for i in range(T):
+                    for j in range(T):
+                        pairs[i, j] += np.exp(alpha[k - 1, i] + A[i, j] + S[a + k, j] + beta[k, j] - log_Z)
+                pairs[y[a + k - 1], y[a + k]] -= 1.0
+        for i in range(T + 1):
+            for j in range(T):
+                dA[i, j] = scale * pairs[i, j]
+        return J / N

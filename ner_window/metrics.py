@@ -166,18 +166,56 @@ def evaluate_location(p: Sequence[float], y: Sequence[int], sentence_index: Sequ
 
 
 def location_scores(is_loc: Sequence[bool], y: Sequence[int], sentence_index: Sequence[int],
-                    gold_spans: Sequence[Sequence[Span]] | None = None) -> dict:
+                    gold_spans: Sequence[Sequence[Span]] | None = None,
+                    pred_spans: Sequence[Sequence[Span]] | None = None) -> dict:
     """Both scores of given decisions: {"token": {...}, "entity": {...}}.
 
-    is_loc: (N,) bool, the model's decision per token (decision.is_location); the rest as
-    for evaluate_location.
+    is_loc: (N,) bool, the model's decision per token (decision.is_location); pred_spans: the
+    predicted spans per sentence when they are not the runs of is_loc (a sentence-level model's
+    decoded entities, where two adjacent places stay two); the rest as for evaluate_location.
     """
     pred, y = np.asarray(is_loc, dtype=bool).ravel(), np.asarray(y).astype(np.int64).ravel()
     if pred.shape != y.shape:
         raise ValueError(f"{pred.shape[0]} decisions but {y.shape[0]} labels")
     offsets, gold_spans = _layout(pred, y, gold_spans, sentence_index)
-    pred_spans = [predicted_spans(pred[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    if pred_spans is None:
+        pred_spans = [predicted_spans(pred[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
     return {"token": token_prf(y, pred), "entity": entity_prf(gold_spans, pred_spans)}
+
+
+def error_breakdown(gold_spans_per_sentence: Sequence[Sequence[Span]],
+                    pred_spans_per_sentence: Sequence[Sequence[Span]]) -> dict:
+    """What kind of entity errors: counts over all sentences of spans (start, end).
+
+    correct    predicted spans equal to a gold span
+    missed     gold spans that no predicted span overlaps
+    boundary   gold spans that a predicted span overlaps but none equals ("[Gulf] of [Mexico]")
+    spurious   predicted spans that overlap no gold span
+    boundary_predicted  predicted spans that overlap a gold span without equalling one
+    So the gold spans not found are missed + boundary, and the wrong predictions are
+    spurious + boundary_predicted (entity_prf's n_gold − correct and n_predicted − correct).
+    """
+    counts = dict.fromkeys(("correct", "missed", "boundary", "spurious", "boundary_predicted"), 0)
+
+    def overlaps(a: Span, spans: set) -> bool:
+        return any(a[0] < b[1] and b[0] < a[1] for b in spans)
+
+    for gold, pred in zip(gold_spans_per_sentence, pred_spans_per_sentence, strict=True):
+        gold, pred = set(map(tuple, gold)), set(map(tuple, pred))
+        exact = gold & pred
+        counts["correct"] += len(exact)
+        for g in gold - exact:
+            counts["boundary" if overlaps(g, pred) else "missed"] += 1
+        for q in pred - exact:
+            counts["boundary_predicted" if overlaps(q, gold) else "spurious"] += 1
+    return counts
+
+
+def format_breakdown(counts: dict) -> str:
+    """One line: 'entity errors  LOC  missed 12  boundary 9 (14 predicted spans)  spurious 20  (correct 300)'."""
+    return (f"{'entity errors':<13} LOC  missed {counts['missed']}  boundary {counts['boundary']} "
+            f"({counts['boundary_predicted']} predicted spans)  spurious {counts['spurious']}  "
+            f"(correct {counts['correct']})")
 
 
 def format_prf(label: str, scores: dict, unit: str) -> str:
@@ -322,6 +360,20 @@ def best_threshold(p: Sequence[float], y_token: Sequence[int], gold_spans: Seque
     return float(t[best]), float(table["entity_f1"][best])
 
 
+def smoothed_threshold(p: Sequence[float], y_token: Sequence[int], gold_spans: Sequence[Sequence[Span]] | None,
+                       sentence_index: Sequence[int], half_width: float = 0.1) -> tuple[float, float]:
+    """The threshold whose entity F1, averaged over the grid thresholds within ± half_width, is
+    highest: (t, entity F1 at t).  Entity F1 is flat near its maximum, so its argmax moves with
+    every ripple (from one epoch to the next); the middle of the plateau does not.
+    Arguments as for pr_curve (on DEFAULT_GRID)."""
+    table = pr_curve(p, y_token, gold_spans, sentence_index)
+    t, f1 = table["threshold"], table["entity_f1"]
+    near = np.abs(t[:, None] - t[None, :]) <= half_width + 1e-9  # (T, T): which thresholds average into each
+    mean = (near * f1[None, :]).sum(axis=1) / near.sum(axis=1)
+    best = int(np.argmax(mean))
+    return float(t[best]), float(f1[best])
+
+
 # ------------------------------------------------------------------ file output
 
 def write_pr_curve(table: dict, path_csv: str | os.PathLike) -> str:
@@ -428,12 +480,12 @@ def write_conlleval(path: str | os.PathLike, sentences_tokens: Sequence[Sequence
 
 def error_listing(tokens_per_sentence: Sequence[Sequence[str]], p: Sequence[float], y: Sequence[int],
                   windows_radius: int, k: int = 10, threshold: float = 0.5,
-                  is_loc: Sequence[bool] | None = None) -> dict:
+                  is_loc: Sequence[bool] | None = None, rule: str = "argmax = LOC") -> dict:
     """The k most confident mistakes of each kind, with the window the model saw.
 
     tokens_per_sentence: the sentences; p, y: (N,) flat over their tokens in order.
     The model's decision is p >= threshold (binary), or ``is_loc`` (N,) bool when
-    given (multiclass: the argmax is LOC, which P(LOC) >= 0.5 does not decide).
+    given (multiclass: the argmax is LOC, which P(LOC) >= 0.5 does not decide; ``rule`` names it).
     false positives: y = 0 and decided LOC, highest p first;
     false negatives: y = 1 and not decided LOC, lowest p first.
     Each mistake is {"sentence", "position", "word", "window" (2m+1 words,
@@ -446,7 +498,7 @@ def error_listing(tokens_per_sentence: Sequence[Sequence[str]], p: Sequence[floa
     if is_loc is None:
         decided, rule = is_location(p, threshold), f"p >= {threshold:g}"
     else:
-        decided, rule = np.asarray(is_loc, dtype=bool), "argmax = LOC"
+        decided = np.asarray(is_loc, dtype=bool)
         if decided.shape != p.shape:
             raise ValueError(f"error_listing: is_loc has shape {decided.shape}, p has {p.shape}")
     sentence = np.repeat(np.arange(len(lengths)), lengths)

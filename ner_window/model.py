@@ -76,7 +76,7 @@ from ner_window.errors import ConfigError, ModelError
 from ner_window.windows import check_window_ids, check_window_shape
 
 TASKS = ("binary", "multiclass")
-PARAM_NAMES = ("E", "C", "W", "b", "u", "c")
+PARAM_NAMES = ("E", "C", "W", "b", "u", "c", "A")
 
 
 # --- Activations f and derivatives f', in tables (as scikit-learn's neural_network/_base.py) ---
@@ -216,7 +216,8 @@ class Params:
 
     E (V, d) word vectors; C (K, d_c) casing vectors or None; W (H, D), D = w(d + d_c);
     b (H,); u (H,) binary or (n_classes, H) multiclass ("U"); c () binary,
-    (n_classes,) multiclass, or None (no output bias).
+    (n_classes,) multiclass, or None (no output bias); A (n_classes + 1, n_classes) the tag
+    transitions of a sentence-level model (sentence.py: n_classes = T tags), None for a window model.
 
     W is stored column-major (init_params and from_dict make it so): the same (H, D) matrix
     to every line of code, but both training products Z = X Wᵀ and ΔW = Δᵀ X then run as
@@ -229,6 +230,7 @@ class Params:
     b: np.ndarray
     u: np.ndarray
     c: np.ndarray | None
+    A: np.ndarray | None = None
 
     dtype = property(lambda self: self.W.dtype)
     d = property(lambda self: self.E.shape[1])
@@ -237,10 +239,11 @@ class Params:
     radius = property(lambda self: (self.window - 1) // 2)
     hidden = property(lambda self: self.W.shape[0])
     n_classes = property(lambda self: 1 if self.u.ndim == 1 else self.u.shape[0], doc="1 for the binary task")
-    task = property(lambda self: "binary" if self.u.ndim == 1 else "multiclass")
+    task = property(lambda self: "binary" if self.u.ndim == 1 else "multiclass", doc="of a window model")
+    output = property(lambda self: "window" if self.A is None else "sentence")
 
     def to_dict(self) -> dict[str, np.ndarray]:
-        """{"E", "C", "W", "b", "u", "c"} -> arrays (absent parameters left out), e.g. for np.savez."""
+        """{"E", "C", "W", "b", "u", "c", "A"} -> arrays (absent parameters left out), e.g. for np.savez."""
         return {name: getattr(self, name) for name in PARAM_NAMES if getattr(self, name) is not None}
 
     @classmethod
@@ -263,7 +266,7 @@ class Params:
                 raise ModelError(f"{source}: array {name!r} has dtype {a.dtype}, expected {dtype} "
                                  "(float32 or float64) like W")
         W = np.asfortranarray(got["W"])  # column-major, as init_params makes it (see Params)
-        params = cls(E=got["E"], C=got.get("C"), W=W, b=got["b"], u=got["u"], c=got.get("c"))
+        params = cls(E=got["E"], C=got.get("C"), W=W, b=got["b"], u=got["u"], c=got.get("c"), A=got.get("A"))
         check_shapes(params, source, sizes)
         return params
 
@@ -300,7 +303,7 @@ def check_shapes(p: Params, source: str, sizes: Mapping[str, int] | None = None)
     V, H, w = given.get("V", p.E.shape[0]), given.get("hidden", p.hidden), 2 * given.get("radius", p.radius) + 1
     n = given.get("n_classes", p.n_classes)
     expected = {"E": (V, d), "W": (H, w * (d + d_c)), "b": (H,), "u": (H,) if n == 1 else (n, H),
-                "C": (given.get("K", 0 if p.C is None else p.C.shape[0]), d_c), "c": () if n == 1 else (n,)}
+                "C": (given.get("K", 0 if p.C is None else p.C.shape[0]), d_c), "c": () if n == 1 else (n,), "A": (n + 1, n)}
     for name, shape in expected.items():
         a = getattr(p, name)
         if a is not None and a.shape != shape:
@@ -416,11 +419,8 @@ class Grads:
 
     def dense(self, params: Params) -> dict[str, np.ndarray]:
         """Gradients by parameter name ("E", "C", "W", "b", "u", "c"), dE densified to E's shape."""
-        out = {"W": self.dW, "b": self.db, "u": self.du}
-        if self.dc is not None:
-            out["c"] = self.dc
-        if self.dC is not None:
-            out["C"] = self.dC
+        out = {k: g for k, g in (("W", self.dW), ("b", self.db), ("u", self.du), ("c", self.dc), ("C", self.dC))
+               if g is not None}
         if self.dE_rows is not None:
             out["E"] = densify_rows(self.dE_rows, self.dE_values, params.E.shape[0])
         return out

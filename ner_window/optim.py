@@ -5,7 +5,7 @@ from its multilayer perceptron.  Every function updates in place and receives th
 step already scaled, step = −lr ∂J_data/∂θ (fast.train_step scales δs by −lr once,
 so that each gradient product is already a step); the L2 part is added here.
 
-    dense parameters W, b, u, c, C:   sgd_step        (plain SGD, or momentum with make_velocity)
+    dense parameters W, b, u, c, C, A: sgd_step       (plain SGD, or momentum with make_velocity)
     word vectors E (sparse rows):     shrink_rows     the L2 part, once per distinct row used
                                       add_rows_at     the data part, summed over repeated rows
 """
@@ -20,13 +20,13 @@ from .model import Params, squared_norm
 
 
 def make_velocity(params: Params) -> dict[str, np.ndarray]:
-    """Zero momentum buffers for W, b, u, c, C (those present), keyed by parameter name.
+    """Zero momentum buffers for W, b, u, c, C, A (those present), keyed by parameter name.
 
     E has none: E gets plain sparse SGD, because a velocity for E would be a dense
     (V, d) array that keeps moving every row it ever touched at every later step
     (v decays but is not 0) -- a V-row update per step instead of a ≤ B·w-row one.
     """
-    names = [name for name in ("W", "b", "u", "c", "C") if getattr(params, name) is not None]
+    names = [name for name in ("W", "b", "u", "c", "C", "A") if getattr(params, name) is not None]
     return {name: np.zeros_like(getattr(params, name)) for name in names}
 
 

@@ -112,8 +112,8 @@ def plot_pr_curve(table: dict, path: Path, *, title: str, threshold: float | Non
 
     threshold: the binary model's chosen t, marked on both panels.  decision: for a model
     that does not threshold p (multiclass: argmax), its own token / entity scores
-    ({"token": {...}, "entity": {...}}), marked as one point each.  title names the model
-    and the data.  None without matplotlib.
+    ({"token": {...}, "entity": {...}}, and "rule" when it is not the argmax), marked as one point
+    each.  title names the model and the data.  None without matplotlib.
     """
     made = _figure(9.5, 3.8, 2)
     if made is None:
@@ -129,7 +129,7 @@ def plot_pr_curve(table: dict, path: Path, *, title: str, threshold: float | Non
                        label=f"{level} at t = {threshold:.3f}")
         if decision is not None:
             ax_pr.plot(decision[level]["recall"], decision[level]["precision"], "D", color=color,
-                       label=f"{level}, the model's argmax")
+                       label=f"{level}, the model's {decision.get('rule', 'argmax')}")
     if threshold is not None:
         ax_f1.axvline(threshold, color="grey", ls="--", lw=1, label=f"chosen threshold {threshold:.3f}")
     ax_pr.set(xlabel="recall", ylabel="precision", title="LOC precision / recall", xlim=(0, 1), ylim=(0, 1.02))
@@ -149,26 +149,36 @@ def pr_curve_files(p: np.ndarray, y_loc: np.ndarray, gold: list, sentence: np.nd
     plot_pr_curve(table, Path(csv_path).with_suffix(".png"), title=title, threshold=threshold, decision=decision)
 
 
-def write_dev_reports(run_dir: Path, p: np.ndarray, dev, classes: Sequence[str], threshold: float,
-                      radius: int, title: str) -> None:
-    """pr_curve.csv/.png and errors.txt for the best model's p on dev (LabelledData ``dev``)."""
+def write_dev_reports(run_dir: Path, p: np.ndarray, dev, classes: Sequence[str], threshold: float | None,
+                      radius: int, title: str, decided: tuple | None = None) -> None:
+    """pr_curve.csv/.png and errors.txt for the best model's p on dev (LabelledData ``dev``).
+
+    decided: (is_loc (N,) bool, LOC spans per sentence) when the model's decision is not made from p
+    (a sentence model: the Viterbi path; p its class marginals)."""
     y_loc = y_location(dev.windows.y, classes)
     gold = metrics.spans_of_type(dev.spans, "LOC")
-    binary = p.ndim == 1
-    decision = None if binary else metrics.location_scores(is_location(p, threshold, classes), y_loc,
-                                                           dev.windows.sentence, gold)
+    binary = p.ndim == 1 and decided is None
+    is_loc, pred_spans = decided if decided is not None else (None if binary else is_location(p, threshold, classes),
+                                                              None)
+    decision = None if binary else metrics.location_scores(is_loc, y_loc, dev.windows.sentence, gold, pred_spans)
+    if decided is not None:
+        decision["rule"] = "Viterbi path"
     pr_curve_files(p_location(p, classes), y_loc, gold, dev.windows.sentence, Path(run_dir) / "pr_curve.csv",
                    title=title, threshold=threshold if binary else None, decision=decision)
-    listing = model_errors(dev.tokens, p, y_loc, radius, threshold, classes, k=15)
+    listing = model_errors(dev.tokens, p, y_loc, radius, threshold, classes, k=15, is_loc=is_loc)
     write_text_atomic(Path(run_dir) / "errors.txt", metrics.format_error_listing(listing))
 
 
-def model_errors(tokens: list, p: np.ndarray, y_loc: np.ndarray, radius: int, threshold: float,
-                 classes: Sequence[str], k: int) -> dict:
+def model_errors(tokens: list, p: np.ndarray, y_loc: np.ndarray, radius: int, threshold: float | None,
+                 classes: Sequence[str], k: int, is_loc: np.ndarray | None = None) -> dict:
     """metrics.error_listing of the model's own decision (decision.decide): p >= threshold for a
-    binary p (N,), the argmax for a multiclass p (N, n_classes), listed by P(location)."""
-    if p.ndim == 1:
+    binary p (N,), the argmax for a multiclass p (N, n_classes), or ``is_loc`` when given (a
+    sentence model's Viterbi path), listed by P(location)."""
+    if p.ndim == 1 and is_loc is None:
         return metrics.error_listing(tokens, p, y_loc, radius, k=k, threshold=threshold)
+    if is_loc is not None:
+        return metrics.error_listing(tokens, p_location(p, classes), y_loc, radius, k=k, is_loc=is_loc,
+                                     rule="Viterbi path = LOC")
     return metrics.error_listing(tokens, p_location(p, classes), y_loc, radius, k=k,
                                  is_loc=is_location(p, threshold, classes))
 

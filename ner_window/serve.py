@@ -159,8 +159,7 @@ def tagger_at(tagger: Tagger, threshold) -> Tagger:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise RequestError(f'"threshold" must be a number from 0 to 1, got {json_type(threshold)}')
     if not tagger.binary:
-        raise DataError(f'"threshold" applies to binary models; this model is {tagger.model.task} and '
-                        f'tags the argmax class (drop "threshold")')
+        raise DataError(f'"threshold" applies to binary models (window output); {tagger.rule} (drop "threshold")')
     return Tagger(tagger.model, threshold)  # DataError (422) outside [0, 1]
 
 
@@ -184,8 +183,8 @@ def model_info(model: Model) -> dict:
     """What the model is: task, classes, sizes, threshold, and where it came from (meta.json)."""
     params, meta = model.params, model.meta
     return {
-        "path": str(model.path), "task": model.task, "classes": model.classes,
-        "threshold": model.threshold if model.task == "binary" else None,
+        "path": str(model.path), "task": model.task, "output": model.output, "classes": model.classes,
+        "threshold": model.threshold if model.task == "binary" and model.output == "window" else None,
         "radius": model.radius, "window": params.window, "d": params.d, "d_c": params.d_c,
         "D": int(params.W.shape[1]), "hidden": params.hidden, "activation": model.activation,
         "vocab_size": len(model.vocab), "dtype": str(params.dtype),

@@ -83,8 +83,8 @@ def make_ner_window(nlp: Language, name: str, model: Optional[str], threshold: O
     """The component; the config keys are explained in the module docstring."""
     tagger = Tagger.load(model, threshold)
     if threshold is not None and not tagger.binary:
-        raise ConfigError(f"ner_window component: threshold applies to binary models; {tagger.model.path} is "
-                          f"{tagger.model.task} and tags the argmax class (leave threshold null)")
+        raise ConfigError(f"ner_window component: threshold applies to binary models (window output); "
+                          f"{tagger.rule} (leave threshold null)")
     return NerWindowComponent(tagger, name, overwrite_ents=overwrite_ents, align_tokens=align_tokens, scorer=scorer)
 
 
@@ -115,18 +115,18 @@ class NerWindowComponent:
             yield from docs
 
     def set_annotations(self, docs: list[Doc]) -> None:
-        """Tag every sentence of ``docs`` with one ``label_tokens`` call, then write each doc."""
+        """Tag every sentence of ``docs`` with one ``label_tokens_and_begins`` call, then write each doc."""
         sequences = [(doc, _units(words, bounds) if self.align_tokens else [[t] for t in words])
                      for doc in docs for bounds in [_boundaries(doc)] for words in _sequences(doc)]
-        labelled = self.tagger.label_tokens([["".join(t.text for t in unit) for unit in units]
-                                             for _, units in sequences])
+        labelled, begins = self.tagger.label_tokens_and_begins([["".join(t.text for t in unit) for unit in units]
+                                                                for _, units in sequences])
         found: dict[int, list[Span]] = {id(doc): [] for doc in docs}
         p_of: dict[int, list] = {id(doc): [None] * len(doc) for doc in docs}
-        for (doc, units), (labels, p) in zip(sequences, labelled):
+        for k, ((doc, units), (labels, p)) in enumerate(zip(sequences, labelled)):
             for unit, p_unit in zip(units, p):
                 for token in unit:
                     p_of[id(doc)][token.i] = p_unit
-            found[id(doc)] += _runs(doc, units, labels)
+            found[id(doc)] += _runs(doc, units, labels, None if begins is None else begins[k])
         for doc in docs:
             doc._.set(EXTENSION, p_of[id(doc)])
             doc.ents = _merge(list(doc.ents), found[id(doc)], self.overwrite_ents)
@@ -167,12 +167,13 @@ def _units(words: list[Token], ours: set[int]) -> list[list[Token]]:
     return units
 
 
-def _runs(doc: Doc, units: list[list[Token]], labels: list[str]) -> list[Span]:
-    """Runs of consecutive units with one label other than O, as spans (whitespace between them included)."""
+def _runs(doc: Doc, units: list[list[Token]], labels: list[str], begins: list[bool] | None = None) -> list[Span]:
+    """Runs of consecutive units with one label other than O, as spans (whitespace between them included);
+    with ``begins`` (a sentence-level model's B- tags) a unit that begins an entity starts a new span."""
     spans, i = [], 0
     while i < len(units):
         j = i
-        while j + 1 < len(units) and labels[j + 1] == labels[i]:
+        while j + 1 < len(units) and labels[j + 1] == labels[i] and not (begins and begins[j + 1]):
             j += 1
         if labels[i] != "O":
             spans.append(Span(doc, units[i][0].i, units[j][-1].i + 1, label=labels[i]))

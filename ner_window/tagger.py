@@ -11,6 +11,11 @@ multiclass models take the argmax class.  Spans are runs of consecutive tokens w
 same label.  Every token carries ``p`` = P(location), whatever its label, so a
 caller can re-mark the text at another threshold without scoring it again.
 
+A sentence-level model (model.output: sentence) scores its IOB2 tags with
+``fast.predict_scores`` and decodes each line (a sentence) at once (sentence.decode): the
+label is the Viterbi path's, a span is a B- tag and the I- tags after it (so two adjacent
+places stay two spans), and ``p`` is the marginal P(location | sentence), shown, not thresholded.
+
 This module is on the prediction path: it imports numpy and the package's own
 light modules only (no gensim, pandas, scikit-learn or matplotlib), so
 ``ner-window predict`` starts fast.
@@ -32,7 +37,8 @@ import numpy as np
 from .artifact import Model, load_model
 from .decision import decide, p_location
 from .errors import DataError
-from .fast import predict_proba
+from .fast import predict_proba, predict_scores
+from .sentence import decode, starts_of
 from .textio import Piece
 from .tokenize import token_spans
 from .windows import make_windows
@@ -99,7 +105,7 @@ class Tagger:
             raise DataError(f"threshold {threshold!r} must be a number from 0 to 1 (P(location) at which "
                             f"a token is tagged LOC)")
         self.model = model
-        self.binary = model.task == "binary"
+        self.binary = model.task == "binary" and model.output == "window"  # decides by a threshold on p
         self.classes = model.classes
         self.threshold = model.threshold if threshold is None else float(threshold)
 
@@ -107,25 +113,49 @@ class Tagger:
     def load(cls, path: str | os.PathLike | None = None, threshold: float | None = None) -> "Tagger":
         return cls(load_model(default_model_path() if path is None else path), threshold)
 
+    @property
+    def rule(self) -> str:
+        """How this tagger decides, for messages: '<model> is <what> and tags <how>'."""
+        if self.model.output == "sentence":
+            return f"{self.model.path} is a sentence-level model and tags each sentence's Viterbi path"
+        if self.binary:
+            return f"{self.model.path} is binary and tags LOC where p >= {self.threshold:g}"
+        return f"{self.model.path} is {self.model.task} and tags the argmax class"
+
     def label_tokens(self, sentences: Sequence[Sequence[str]],
                      decimals: int | None = None) -> list[tuple[list[str], list[float]]]:
         """Labels and P(location) for pre-tokenised sentences (one window per token),
         the probabilities rounded to ``decimals`` places when given."""
-        windows = make_windows(sentences, self.model.vocab, self.model.radius)
+        return self.label_tokens_and_begins(sentences, decimals)[0]
+
+    def label_tokens_and_begins(self, sentences: Sequence[Sequence[str]], decimals: int | None = None):
+        """(label_tokens' list, the entity-begins flags per sentence or None): a sentence model's
+        B- tags, where a span starts even right after another one of its class (None for a
+        window model, whose spans are the runs of equal labels)."""
+        windows = make_windows(sentences, self.model.vocab, self.model.radius, gazetteer=self.model.gazetteer)
         if len(windows) == 0:
-            return [([], []) for _ in sentences]
-        p = predict_proba(self.model.params, windows.ids, windows.casing, self.model.activation)
-        labels = np.asarray(self.classes, dtype=object)[decide(p, self.threshold, self.classes)]
+            return [([], []) for _ in sentences], None
+        params, begins = self.model.params, None
+        if self.model.output == "sentence":
+            decoded = decode(predict_scores(params, windows.ids, windows.casing, self.model.activation), params.A,
+                             starts_of([len(s) for s in sentences]))
+            decided, p, begins = decoded.classes, decoded.p, decoded.begins.tolist()
+        else:
+            p = predict_proba(params, windows.ids, windows.casing, self.model.activation)
+            decided = decide(p, self.threshold, self.classes)
+        labels = np.asarray(self.classes, dtype=object)[decided]
         conf = p_location(p, self.classes).astype(np.float64)
         if decimals is not None:
             conf = np.round(conf, decimals)  # for float32 p, exactly Python's round(p, decimals)
         labels, conf = labels.tolist(), conf.tolist()  # once, not per sentence
-        out, start = [], 0
+        out, flags, start = [], [], 0
         for sent in sentences:
             end = start + len(sent)
             out.append((labels[start:end], conf[start:end]))
+            if begins is not None:
+                flags.append(begins[start:end])
             start = end
-        return out
+        return out, None if begins is None else flags
 
     def tag(self, text: str) -> Tagged:
         return self.tag_many([text])[0]
@@ -133,11 +163,11 @@ class Tagger:
     def tag_many(self, texts: Sequence[str]) -> list[Tagged]:
         """Tag several texts in one batch (each text is one window sequence)."""
         toks = [token_spans(t) for t in texts]  # (text, start, end) per token
-        labelled = self.label_tokens([[word for word, _, _ in ts] for ts in toks], decimals=6)
+        labelled, begins = self.label_tokens_and_begins([[word for word, _, _ in ts] for ts in toks], decimals=6)
         results = []
-        for text, ts, (labels, conf) in zip(texts, toks, labelled):
+        for k, (text, ts, (labels, conf)) in enumerate(zip(texts, toks, labelled)):
             tokens = [TaggedToken(word, start, end, lab, c) for (word, start, end), lab, c in zip(ts, labels, conf)]
-            results.append(Tagged(text, tokens, spans_of(text, tokens)))
+            results.append(Tagged(text, tokens, spans_of(text, tokens, None if begins is None else begins[k])))
         return results
 
     def tag_lines(self, lines: Iterable[str], chunk_tokens: int = 50_000) -> Iterator[Tagged]:
@@ -212,8 +242,9 @@ def _piece_spans(piece: Piece) -> list[tuple[str, int, int]]:
     return [(w, piece.start + a - 1, piece.start + b - 1) for w, a, b in token_spans(" " + piece.text)]
 
 
-def spans_of(text: str, tokens: Sequence[TaggedToken]) -> list[Span]:
-    """Runs of consecutive tokens with the same non-O label, as character spans."""
+def spans_of(text: str, tokens: Sequence[TaggedToken], begins: Sequence[bool] | None = None) -> list[Span]:
+    """Runs of consecutive tokens with the same non-O label, as character spans; with ``begins``
+    (a sentence model's B- tags), a token that begins an entity also starts a new span."""
     spans: list[Span] = []
     i = 0
     while i < len(tokens):
@@ -221,7 +252,7 @@ def spans_of(text: str, tokens: Sequence[TaggedToken]) -> list[Span]:
             i += 1
             continue
         j = i
-        while j + 1 < len(tokens) and tokens[j + 1].label == tokens[i].label:
+        while j + 1 < len(tokens) and tokens[j + 1].label == tokens[i].label and not (begins and begins[j + 1]):
             j += 1
         start, end = tokens[i].start, tokens[j].end
         spans.append(Span(tokens[i].label, start, end, text[start:end]))
@@ -229,11 +260,13 @@ def spans_of(text: str, tokens: Sequence[TaggedToken]) -> list[Span]:
     return spans
 
 
-def iob2_tags(tokens: Sequence[TaggedToken]) -> list[str]:
-    """B-/I- tags for the runs of equal labels."""
+def iob2_tags(tokens: Sequence[TaggedToken], spans: Sequence[Span] | None = None) -> list[str]:
+    """B-/I- tags for the runs of equal labels, or (spans given) B- where a span starts."""
+    starts = None if spans is None else {s.start for s in spans}
     tags, prev = [], "O"
     for t in tokens:
-        tags.append("O" if t.label == "O" else ("I-" if prev == t.label else "B-") + t.label)
+        begins = prev != t.label if starts is None else t.start in starts
+        tags.append("O" if t.label == "O" else ("B-" if begins else "I-") + t.label)
         prev = t.label
     return tags
 
@@ -248,7 +281,7 @@ def format_tagged(tagged: Tagged, fmt: str = "text") -> str:
         out.append(tagged.text[pos:])
         return "".join(out)
     if fmt == "conll":
-        return "".join(f"{t.text} {tag}\n" for t, tag in zip(tagged.tokens, iob2_tags(tagged.tokens)))
+        return "".join(f"{t.text} {tag}\n" for t, tag in zip(tagged.tokens, iob2_tags(tagged.tokens, tagged.spans)))
     if fmt == "json":
         return json.dumps(tagged.to_dict(), ensure_ascii=False, indent=1)
     if fmt == "jsonl":

@@ -2,15 +2,20 @@
 
     for each epoch:
         shuffle the training windows (a generator seeded by (seed, epoch))
+        optional case augmentation: a share of the sentences read lowercased / uppercased
         for each minibatch: optional word dropout -> fast.train_step (forward, backward, update)
         score dev: data loss, token and entity LOC P/R/F1, tuned threshold
         keep the best epoch's parameters (dev LOC entity F1); stop after `patience` bad epochs
         write metrics.csv, the best model, and a checkpoint
 
-Everything random is derived from ``train.seed``: the shuffle and the word dropout
-of epoch e come from generators seeded by ``(seed, e)``, so a run resumed from a
+Everything random is derived from ``train.seed``: the shuffle, the word dropout and
+the case augmentation of epoch e come from generators seeded by ``(seed, e)``, so a run resumed from a
 checkpoint (even one written mid-epoch by SIGINT/SIGTERM) ends with parameters
 byte-identical to an uninterrupted run.
+
+A sentence-level model (model.output: sentence) runs the same loop over minibatches of whole
+sentences (_batches: shuffled sentences, at least batch_size tokens a batch) with
+fast.sentence_train_step, and is scored on dev by its Viterbi path (sentence_dev_scores).
 
 This module is the loop; what it writes lives beside it: ``model/`` (artifact.py),
 ``checkpoint/`` (checkpoint.py), ``metrics.csv``, ``learning_curve.png``,
@@ -36,20 +41,21 @@ from typing import Callable
 
 import numpy as np
 
-from . import metrics, reports
+from . import metrics, reports, sentence
 from .artifact import MODEL_SUBDIR, save_model
 from .checkpoint import CHECKPOINT, LoopState, has_checkpoint, read_checkpoint, write_checkpoint
 from .config import Config
 from .conll import entity_spans, read_conll
-from .decision import is_location, y_location
+from .decision import is_location, is_location_class, y_location
 from .embeddings import coverage, prepare_embeddings
 from .errors import ConfigError, NerWindowError, TrainingError
-from .fast import predict_proba, predict_scores, train_step
+from .fast import StepLoss, predict_proba, predict_scores, sentence_train_step, train_step
 from .files import write_text_atomic
+from .gazetteer import Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
 from .vocab import UNK, Vocab
-from .windows import CASING_CLASSES, LabelledData, entity_class, labelled_data
+from .windows import CASING_CLASSES, LabelledData, entity_class, labelled_data, n_features, recased_windows
 
 DEFAULT_RUNS = reports.DEFAULT_RUNS
 
@@ -128,21 +134,35 @@ def _check_same_data(ck, run_dir: Path) -> None:
 
 
 def dev_scores(s: np.ndarray, data: LabelledData, classes: list[str], loss: str, pos_weight: float = 1.0,
-               threshold: float | None = None) -> dict:
+               threshold: float | None = None, smoothed: bool = False) -> dict:
     """The dev data loss and LOC token/entity P/R/F1 of scores ``s`` (fast.predict_scores).
 
     The data loss is training's own (model.loss_and_delta_s, the same pos_weight), without
-    the L2 term.  A binary threshold is tuned on ``data`` unless given.
+    the L2 term.  A binary threshold is tuned on ``data`` unless given (metrics.best_threshold,
+    or metrics.smoothed_threshold when ``smoothed``).
     """
     y, gold = data.windows.y, metrics.spans_of_type(data.spans, "LOC")
     dev_data_loss, _ = loss_and_delta_s(s, y, loss, pos_weight)
     p = probabilities(s)
     if p.ndim == 1 and threshold is None:
-        threshold, _ = metrics.best_threshold(p, y, gold, data.windows.sentence)
+        tune = metrics.smoothed_threshold if smoothed else metrics.best_threshold
+        threshold, _ = tune(p, y, gold, data.windows.sentence)
     threshold = 0.5 if p.ndim == 2 else threshold  # multiclass decides by the argmax
     report = metrics.location_scores(is_location(p, threshold, classes), y_location(y, classes),
                                      data.windows.sentence, gold)
     return {"dev_data_loss": dev_data_loss, "threshold": float(threshold), **report}
+
+
+def sentence_dev_scores(S: np.ndarray, data: LabelledData, classes: list[str], A: np.ndarray) -> dict:
+    """dev_scores of a sentence-level model's tag scores S (N, T): the data loss is the mean SLL per
+    token (sentence.sll_batch), the decision the Viterbi path and its entities (sentence.decode)."""
+    starts = sentence.starts_of([len(s.tokens) for s in data.sentences])
+    decoded = sentence.decode(S, A, starts)
+    dev_data_loss, _, _ = sentence.sll_batch(S, A, sentence.iob2_tag_ids(data.spans, np.diff(starts), classes), starts)
+    pred = metrics.spans_of_type(sentence.decoded_spans(decoded.tags, starts, classes), "LOC")
+    report = metrics.location_scores(is_location_class(decoded.classes, classes), y_location(data.windows.y, classes),
+                                     data.windows.sentence, metrics.spans_of_type(data.spans, "LOC"), pred_spans=pred)
+    return {"dev_data_loss": dev_data_loss, "threshold": None, **report}
 
 
 @contextlib.contextmanager
@@ -209,7 +229,11 @@ class _Run:
     classes: list[str]
     train_data: LabelledData
     dev_data: LabelledData | None
+    recased: tuple[np.ndarray, np.ndarray] | None  # (ids, casing) (3, N, 2m+1) for case augmentation, or None
+    gazetteer: Gazetteer | None
     created: bool = False  # this call made run_dir: a failure before the first checkpoint removes it again
+    tags: np.ndarray | None = None  # a sentence-level model's gold IOB2 tag ids of the training tokens (N,)
+    starts: np.ndarray | None = None  # ... and the first token of each training sentence (S+1,)
 
     def checkpoint(self) -> None:
         write_checkpoint(self.run_dir, self.cfg, self.vocab, self.params, self.best, self.velocity, self.state,
@@ -323,10 +347,10 @@ def _final_line(run: _Run) -> str:
     """What was saved: the best epoch and its dev F1 and decision rule; without dev, the last epoch."""
     state = run.state
     if run.dev_data is None:
-        rule = "threshold 0.5, not tuned" if run.cfg.model.task == "binary" else "argmax"
+        rule = _decision_text(run.cfg, 0.5, "threshold ").replace("0.500", "0.5, not tuned")
         return f"no dev data: the model is the last epoch's ({state.best_epoch + 1}; {rule})"
-    rule = f"threshold {state.threshold:.3f}" if run.cfg.model.task == "binary" else "argmax"
-    return f"best epoch {state.best_epoch + 1}: dev LOC entity F1 {state.best_f1:.4f} ({rule})"
+    return (f"best epoch {state.best_epoch + 1}: dev LOC entity F1 {state.best_f1:.4f} "
+            f"({_decision_text(run.cfg, state.threshold, 'threshold ')})")
 
 
 def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run:
@@ -342,35 +366,71 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
     if t.batch_size > n_train_tokens:
         raise ConfigError(f"config: train.batch_size = {t.batch_size} is larger than the training data "
                           f"({n_train_tokens} tokens in {cfg.data.train}); use a batch size <= {n_train_tokens}")
+    if t.case_lower + t.case_upper > 1:
+        raise ConfigError(f"config: train.case_lower + train.case_upper = {t.case_lower + t.case_upper:g} is "
+                          f"more than 1 (they are shares of the sentences); lower one of them")
+    if mc.gazetteer != "none" and not mc.casing:
+        raise ConfigError(f"config: model.gazetteer = {mc.gazetteer} is a feature of the casing vectors; "
+                          f"set model.casing: true (or model.gazetteer: none)")
     classes = classes_for(cfg, train_sents)
+    gazetteer = _gazetteer(cfg, run_dir, train_sents, ck is not None, log)
+    if mc.output == "sentence" and t.pos_weight != 1.0:
+        raise ConfigError(f"config: train.pos_weight = {t.pos_weight:g} weights windows; model.output: sentence "
+                          "trains whole tag paths by their likelihood: set train.pos_weight to 1.0")
     if ck is None:
-        vocab, params, extra = _start(cfg, train_sents, dev_sents, classes, log)
+        vocab, params, extra = _start(cfg, train_sents, dev_sents, classes, gazetteer, log)
         best, velocity, state = params.copy(), make_velocity(params) if t.momentum > 0 else None, LoopState()
     else:
         vocab, params, best, velocity, state, extra = ck.vocab, ck.params, ck.best, ck.velocity, ck.state, ck.extra
-    train_data = labelled_data(train_sents, vocab, mc.radius, classes, cfg.data.location_types)
-    dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, cfg.data.location_types) if dev_sents else None
+    types = cfg.data.location_types
+    train_data = labelled_data(train_sents, vocab, mc.radius, classes, types, gazetteer)
+    dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, types, gazetteer) if dev_sents else None
+    recased = (recased_windows(train_data.tokens, vocab, mc.radius, train_data.windows, gazetteer)
+               if t.case_lower + t.case_upper > 0 else None)
     log(f"training on {len(train_data.windows):,} windows ({len(train_sents):,} sentences), dev "
         f"{len(dev_data.windows) if dev_data else 0:,} windows; {mc.task}, radius {mc.radius}, hidden {mc.hidden}, "
         f"{mc.activation}, {'fine-tuned' if cfg.embeddings.trainable else 'frozen'} vectors -> {run_dir}")
-    return _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data)
+    run = _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, recased,
+               gazetteer)
+    if mc.output == "sentence":
+        run.starts = sentence.starts_of([len(s.tokens) for s in train_sents])
+        run.tags = sentence.iob2_tag_ids(train_data.spans, np.diff(run.starts), classes)
+    return run
 
 
-def _start(cfg: Config, train_sents, dev_sents, classes: list[str], log):
+def _gazetteer(cfg: Config, run_dir: Path, train_sents, resumed: bool, log) -> Gazetteer | None:
+    """The run's gazetteer: compiled for a new run (without the names the training data reads
+    otherwise), read back from the run directory when resuming; None without one."""
+    mc = cfg.model
+    if mc.gazetteer == "none":
+        return None
+    if resumed:
+        return Gazetteer.load(run_dir)
+    gazetteer = compile_geonames(mc.gazetteer_min_population, train_sents, cfg.data.location_types)
+    log(f"gazetteer: {len(gazetteer):,} place names ({gazetteer.info['source']}, cities of "
+        f"{mc.gazetteer_min_population:,}+; {gazetteer.info['dropped_by_training_data']:,} dropped: the training "
+        f"data reads them otherwise)")
+    return gazetteer
+
+
+def _start(cfg: Config, train_sents, dev_sents, classes: list[str], gazetteer: Gazetteer | None, log):
     """A new run: vocabulary and vectors, fresh parameters.
 
     Returns (vocab, params, extra); extra holds the run's fixed facts for meta.json.
     """
     t, mc = cfg.train, cfg.model
     train_tokens = [list(s.tokens) for s in train_sents]
-    prep = prepare_embeddings(cfg.embeddings, train_tokens, t.seed, dtype=np.dtype(mc.dtype))
+    place_words = (sorted({w for name in gazetteer.names for w in name.split(" ")})
+                   if gazetteer is not None and cfg.embeddings.gazetteer_words else ())
+    prep = prepare_embeddings(cfg.embeddings, train_tokens, t.seed, dtype=np.dtype(mc.dtype), extra_words=place_words)
     rng = np.random.default_rng([t.seed, 1_000_003])
     params = init_params(
         len(prep.vocab), prep.E.shape[1], mc.radius, mc.hidden,
-        n_casing=len(CASING_CLASSES) if mc.casing else 0, d_c=mc.casing_dim if mc.casing else 0,
-        n_classes=1 if mc.task == "binary" else len(classes), output_bias=mc.output_bias,
-        rng=rng, dtype=np.dtype(mc.dtype), E=prep.E,
+        n_casing=n_features(gazetteer is not None) if mc.casing else 0, d_c=mc.casing_dim if mc.casing else 0,
+        n_classes=_n_outputs(cfg, classes), output_bias=mc.output_bias, rng=rng, dtype=np.dtype(mc.dtype), E=prep.E,
     )
+    if mc.output == "sentence":  # tag scores for the IOB2 tags, and their transitions
+        params.A = sentence.init_transitions(params.n_classes, np.dtype(mc.dtype))
     lowercase, kv = cfg.embeddings.lowercase, prep.kv
     cov = {"train": coverage(train_tokens, kv, lowercase) if kv is not None else None,
            "dev": coverage([list(s.tokens) for s in dev_sents], kv, lowercase) if (kv is not None and dev_sents)
@@ -400,6 +460,8 @@ def _make_run_dir(run: _Run, log) -> None:
         raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
                           f"give a directory path you can write to") from None
     write_text_atomic(run_dir / "config.json", json.dumps(run.cfg.to_dict(), indent=1))
+    if run.gazetteer is not None:
+        run.gazetteer.save(run_dir)  # --resume reads it back
 
 
 def _discard(run: _Run) -> None:
@@ -409,6 +471,13 @@ def _discard(run: _Run) -> None:
     elif run.run_dir.is_dir():
         with contextlib.suppress(OSError):
             _clear_run(run.run_dir)
+
+
+def _n_outputs(cfg: Config, classes: list[str]) -> int:
+    """Scores per token: 1 (binary window model), the classes (multiclass), the IOB2 tags (sentence model)."""
+    if cfg.model.output == "sentence":
+        return sentence.n_tags(len(classes))
+    return 1 if cfg.model.task == "binary" else len(classes)
 
 
 @contextlib.contextmanager
@@ -430,14 +499,32 @@ def _signals_caught():
             signal.signal(sig, h)
 
 
+def case_variants(cfg: Config, n_sentences: int, sentence: np.ndarray, epoch: int) -> np.ndarray | None:
+    """(N,) how each training window's sentence is read in ``epoch``: 0 as written, 1 lowercased,
+    2 uppercased (windows.RECASINGS); None without case augmentation.
+
+    GloVe is lowercased, so capitalisation reaches the model only through the casing classes,
+    and it leans on them; text whose casing carries no signal (tweets, headlines) teaches it
+    to use the words and the context too.  Drawn per sentence from a generator seeded by
+    (seed, epoch, 2): a resumed epoch draws the same.
+    """
+    t = cfg.train
+    if t.case_lower + t.case_upper == 0:
+        return None
+    r = np.random.default_rng([t.seed, epoch, 2]).random(n_sentences)
+    per_sentence = np.where(r < t.case_lower, 1, np.where(r < t.case_lower + t.case_upper, 2, 0))
+    return per_sentence[sentence]
+
+
 def _train_epoch(run: _Run, stop: dict, log) -> None:
     """The minibatches of epoch state.epoch, from state.batch on; writes a checkpoint if a signal arrives."""
-    cfg, state, params = run.cfg, run.state, run.params
+    cfg, state = run.cfg, run.state
     t, W = cfg.train, run.train_data.windows
     epoch, n = state.epoch, len(W)
-    lr, n_batches, unk = lr_at(cfg, epoch), math.ceil(n / t.batch_size), run.vocab.lookup(UNK)
-    order = np.random.default_rng([t.seed, epoch]).permutation(n)
+    lr, unk = lr_at(cfg, epoch), run.vocab.lookup(UNK)
+    batch, n_batches = _batches(run, np.random.default_rng([t.seed, epoch]))
     drop_rng = np.random.default_rng([t.seed, epoch, 1])
+    variant = case_variants(cfg, len(run.train_data.sentences), W.sentence, epoch)
     if state.dropout_state is not None:
         drop_rng.bit_generator.state = state.dropout_state
         state.dropout_state = None
@@ -446,24 +533,28 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
     # fewer BLAS threads for the small SGD products (released again for dev scoring); a numeric
     # blow-up is reported by the finiteness check below, not as numpy warnings
     with blas_threads_limited(t.blas_threads), np.errstate(over="ignore", invalid="ignore"):
+        done = min(state.batch * t.batch_size, n)
         for k in range(state.batch, n_batches):
-            idx = order[k * t.batch_size:(k + 1) * t.batch_size]
-            ids = W.ids[idx]
+            idx, starts = batch(k)
+            if variant is None:
+                ids, casing = W.ids[idx], W.casing[idx]
+            else:  # each window as its sentence is read this epoch
+                ids, casing = run.recased[0][variant[idx], idx], run.recased[1][variant[idx], idx]
             if t.word_dropout > 0:
                 # word dropout: the model must learn from context and casing, not only the word's identity
                 ids[drop_rng.random(ids.shape) < t.word_dropout] = unk
-            loss = train_step(
-                params, ids, W.casing[idx], W.y[idx], lr=lr, activation=cfg.model.activation, loss=cfg.loss,
-                pos_weight=t.pos_weight, lam=t.l2, train_E=cfg.embeddings.trainable,
-                regularize_E=cfg.embeddings.regularize, momentum=t.momentum, velocity=run.velocity,
-            )
+            if t.gazetteer_dropout > 0 and run.gazetteer is not None:
+                # gazetteer dropout: a place the gazetteer lacks reads "outside"; hide the tag of some that have it
+                casing[drop_rng.random(casing.shape) < t.gazetteer_dropout] %= len(CASING_CLASSES)
+            loss = _step(run, idx, ids, casing, starts, lr)
             _check_finite(run, loss.J, lr)
             state.step += 1
             state.batch = k + 1
             state.loss_sum += loss.J
             state.data_loss_sum += loss.J_data
             state.loss_count += 1
-            progress.update(min((k + 1) * t.batch_size, n), state.loss_sum / state.loss_count)
+            done += len(idx)
+            progress.update(done, state.loss_sum / state.loss_count)
             if stop["signum"] is not None:
                 progress.close()
                 state.dropout_state = drop_rng.bit_generator.state
@@ -475,6 +566,50 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
                                   stop["signum"])
     progress.close()
     state.epoch_seconds += time.perf_counter() - t_epoch
+
+
+def _batches(run: _Run, rng: np.random.Generator):
+    """(batch(k) -> (rows, starts), number of batches) for one epoch, shuffled by ``rng``.
+
+    Window model: batch_size windows at a time (starts None).  Sentence model: whole sentences
+    in shuffled order, added to a batch until it holds at least batch_size tokens (so a batch is
+    about as much work as the window model's); starts (B+1,) are the batch's sentence offsets.
+    """
+    bs = run.cfg.train.batch_size
+    if run.starts is None:
+        order = rng.permutation(len(run.train_data.windows))
+        return (lambda k: (order[k * bs:(k + 1) * bs], None)), math.ceil(len(order) / bs)
+    lengths = np.diff(run.starts)
+    order = rng.permutation(len(lengths))
+    ends = np.cumsum(lengths[order])  # tokens up to and including each shuffled sentence
+    cuts, mark = [0], 0
+    for i, e in enumerate(ends):
+        if e - mark >= bs:
+            cuts.append(i + 1)
+            mark = e
+    if cuts[-1] != len(order):
+        cuts.append(len(order))
+    offsets = np.concatenate([[0], ends])
+
+    def batch(k: int):
+        sents = order[cuts[k]:cuts[k + 1]]
+        rows = np.concatenate([np.arange(run.starts[s], run.starts[s + 1]) for s in sents])
+        return rows, offsets[cuts[k]:cuts[k + 1] + 1] - offsets[cuts[k]]
+
+    return batch, len(cuts) - 1
+
+
+def _step(run: _Run, idx: np.ndarray, ids: np.ndarray, casing: np.ndarray, starts: np.ndarray | None,
+          lr: float) -> StepLoss:
+    """One SGD step on the windows ``idx`` (ids and casing as read this epoch: case augmentation, word
+    and gazetteer dropout applied): fast.train_step, or for a
+    sentence model (starts given) fast.sentence_train_step on the batch's whole sentences."""
+    cfg, t, W = run.cfg, run.cfg.train, run.train_data.windows
+    common = dict(lr=lr, activation=cfg.model.activation, lam=t.l2, train_E=cfg.embeddings.trainable,
+                  regularize_E=cfg.embeddings.regularize, momentum=t.momentum, velocity=run.velocity)
+    if starts is None:
+        return train_step(run.params, ids, casing, W.y[idx], loss=cfg.loss, pos_weight=t.pos_weight, **common)
+    return sentence_train_step(run.params, ids, casing, run.tags[idx], starts, **common)
 
 
 def _check_finite(run: _Run, J: float, lr: float) -> None:
@@ -505,7 +640,10 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
     if run.dev_data is not None:
         w = run.dev_data.windows
         s = predict_scores(run.params, w.ids, w.casing, cfg.model.activation)
-        scores = dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight)
+        scores = (dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight,
+                             threshold=t.threshold if t.threshold_rule == "fixed" else None,
+                             smoothed=t.threshold_rule == "smoothed") if run.params.A is None
+                  else sentence_dev_scores(s, run.dev_data, run.classes, run.params.A))
         binary = cfg.model.task == "binary"  # multiclass decides by the argmax: no threshold in the row
         row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"] if binary else None,
                     **{f"token_{k}": scores["token"][k] for k in ("precision", "recall", "f1")},
@@ -517,10 +655,10 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
         state.best_epoch, state.bad_epochs = epoch, 0
         state.threshold = scores["threshold"] if scores else 0.5
         run.best = run.params.copy()
-        save_model(run.run_dir / MODEL_SUBDIR, run.best, run.vocab, _model_meta(run, scores))
+        save_model(run.run_dir / MODEL_SUBDIR, run.best, run.vocab, _model_meta(run, scores), run.gazetteer)
     else:
         state.bad_epochs += 1
-    log(_epoch_line(row, improved))
+    log(_epoch_line(run.cfg, row, improved))
     if on_epoch is not None:
         on_epoch(row, improved)
     state.epoch, state.batch = epoch + 1, 0
@@ -536,19 +674,28 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
 def _model_meta(run: _Run, dev: dict | None) -> dict:
     """meta.json's run facts for the best model (artifact.save_model adds vocabulary and versions)."""
     extra = run.extra
-    return {"config": run.cfg.to_dict(), "classes": run.classes, "threshold": run.state.threshold,
+    decision = ({"threshold": run.state.threshold} if run.params.A is None else
+                {"output": "sentence", "tags": sentence.tag_set(run.classes), "decoding": sentence.DECODING})
+    return {"config": run.cfg.to_dict(), "classes": run.classes, **decision,
             "dev_metrics": dev, "best_epoch": run.state.best_epoch + 1, "train_data_sha256": extra["train_sha256"],
             "coverage": extra["coverage"], "embeddings": extra["embeddings"]}
 
 
-def _epoch_line(row: dict, improved: bool) -> str:
+def _decision_text(cfg: Config, threshold: float | None, prefix: str, digits: int = 3) -> str:
+    """How the model decides: Viterbi (a sentence model), the argmax (multiclass) or its threshold."""
+    if cfg.model.output == "sentence":
+        return "Viterbi"
+    return "argmax" if cfg.model.task != "binary" or threshold is None else f"{prefix}{threshold:.{digits}f}"
+
+
+def _epoch_line(cfg: Config, row: dict, improved: bool) -> str:
     s = (f"epoch {row['epoch']:>3}  lr {row['lr']:.4g}  train J (with L2) {row['train_loss_with_l2']:.4f}"
          f"  data loss {row['train_data_loss']:.4f}")
     if "dev_data_loss" in row:
         s += (f"  dev data loss {row['dev_data_loss']:.4f}  LOC token P/R/F1 {row['token_precision']:.3f}/"
               f"{row['token_recall']:.3f}/{row['token_f1']:.3f}  entity P/R/F1 {row['entity_precision']:.3f}/"
               f"{row['entity_recall']:.3f}/{row['entity_f1']:.3f}  "
-              + (f"t={row['threshold']:.2f}" if row.get("threshold") is not None else "argmax"))
+              + _decision_text(cfg, row.get("threshold"), "t=", 2))
     return s + f"  {row['seconds']:.1f}s" + ("  *" if improved else "")
 
 
@@ -559,7 +706,14 @@ def _write_reports(run: _Run) -> None:
     reports.plot_learning_curve(run.run_dir / "learning_curve.png", state.history, state.best_epoch,
                                 state.stopped_early, title=f"{run.run_dir}: train {cfg.data.train}{dev}")
     if run.dev_data is not None:
-        w = run.dev_data.windows
-        p = predict_proba(run.best, w.ids, w.casing, cfg.model.activation)
+        w, decided = run.dev_data.windows, None
+        if run.best.A is None:
+            p = predict_proba(run.best, w.ids, w.casing, cfg.model.activation)
+        else:  # the class marginals beside the Viterbi path's decisions and entities
+            starts = sentence.starts_of([len(s.tokens) for s in run.dev_data.sentences])
+            decoded = sentence.decode(predict_scores(run.best, w.ids, w.casing, cfg.model.activation), run.best.A,
+                                      starts)
+            p, decided = decoded.p, (is_location_class(decoded.classes, run.classes), metrics.spans_of_type(
+                sentence.decoded_spans(decoded.tags, starts, run.classes), "LOC"))
         reports.write_dev_reports(run.run_dir, p, run.dev_data, run.classes, state.threshold, cfg.model.radius,
-                                  title=f"model {run.run_dir / MODEL_SUBDIR} on {cfg.data.dev}")
+                                  title=f"model {run.run_dir / MODEL_SUBDIR} on {cfg.data.dev}", decided=decided)

@@ -7,7 +7,10 @@ shape and a label vector ``y`` (N,).  The float matrix x (N, (2m+1)·d) is never
 built for a whole corpus: the model gathers it per minibatch from E.
 
 Casing classes exist because pretrained vectors such as GloVe are lowercased,
-while capitalisation is the strongest single cue for a name.
+while capitalisation is the strongest single cue for a name.  With a gazetteer, a
+token's categorical feature is its casing class and its gazetteer tag together:
+id = casing class + K · tag (K = len(CASING_CLASSES); tag 0 outside, 1 begins, 2
+continues a known place name), one row of C per pair (``feature_name``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from .conll import Sentence, entity_spans
 from .errors import ModelError
+from .gazetteer import TAGS, Gazetteer
 from .vocab import BOS, EOS, Vocab
 
 CASING_CLASSES = ("pad", "lower", "title", "upper", "mixed", "digit", "punct", "other")
@@ -45,6 +49,17 @@ def casing_class(token: str) -> int:
     if any(ch.isupper() for ch in token):
         return MIXED
     return OTHER  # letters without case (CJK, Arabic, ...)
+
+
+def n_features(gazetteer: bool) -> int:
+    """Rows of C: one per casing class, times the three gazetteer tags when there is a gazetteer."""
+    return len(CASING_CLASSES) * (len(TAGS) if gazetteer else 1)
+
+
+def feature_name(feature_id: int) -> str:
+    """The name of a categorical feature id: "title", or "title+begins" with a gazetteer tag."""
+    tag, casing = divmod(int(feature_id), len(CASING_CLASSES))
+    return CASING_CLASSES[casing] + (f"+{TAGS[tag]}" if tag else "")
 
 
 @dataclass
@@ -81,7 +96,7 @@ class Windows:
         m = self.radius
         words = np.asarray(vocab.words, dtype=object)
         cols = {f"w{o:+d}" if o else "w0": words[self.ids[:, j]] for j, o in enumerate(range(-m, m + 1))}
-        cols["casing"] = np.asarray(CASING_CLASSES, dtype=object)[self.casing[:, m]]
+        cols["casing"] = [feature_name(c) for c in self.casing[:, m]]
         cols["label"] = self.y
         cols["sentence"] = self.sentence
         cols["position"] = self.position
@@ -93,8 +108,10 @@ def make_windows(
     vocab: Vocab,
     radius: int,
     labels: Sequence[Sequence[int]] | None = None,
+    gazetteer: Gazetteer | None = None,
 ) -> Windows:
-    """Windows for every token of ``sentences`` (lists of tokens).
+    """Windows for every token of ``sentences`` (lists of tokens); with a ``gazetteer``, each
+    token's casing id also says whether it begins or continues a known place name.
 
     Each sentence is padded with m ``<s>`` and m ``</s>`` ids and all padded
     sentences are laid end to end in one flat array; the window of the token at
@@ -118,6 +135,8 @@ def make_windows(
     casing_id = {t: casing_class(t) for t in distinct}
     word_ids = np.fromiter(map(word_id.__getitem__, tokens), dtype=np.int32, count=n)
     casing = np.fromiter(map(casing_id.__getitem__, tokens), dtype=np.int32, count=n)
+    if gazetteer is not None:
+        casing += len(CASING_CLASSES) * gazetteer.tags(tokens, lengths)
     sentence = np.repeat(np.arange(len(sentences), dtype=np.int32), lengths)
     starts = np.cumsum(lengths) - lengths
     position = (np.arange(n) - np.repeat(starts, lengths)).astype(np.int32)
@@ -140,6 +159,29 @@ def make_windows(
         (v for lab in labels for v in lab), dtype=np.int32, count=n
     )
     return Windows(flat_ids[gather], flat_cas[gather], y, sentence, position)
+
+
+RECASINGS = ("as written", "lower", "upper")  # case augmentation: how a training sentence is read
+
+
+def recased_windows(sentences: Sequence[Sequence[str]], vocab: Vocab, radius: int, windows: Windows,
+                    gazetteer: Gazetteer | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, casing), each (3, N, 2m+1): ``windows`` with every sentence as written, lowercased, uppercased.
+
+    Case augmentation reads a share of the training sentences lowercased or uppercased.
+    With a lowercased vocabulary (GloVe) "PARIS", "paris" and "Paris" look up the same
+    row of E, so only the casing classes change; the word ids are recomputed anyway, for
+    a vocabulary that keeps case and for the few words whose case mapping is not a round
+    trip ("ß" -> "SS").  Recasing a sentence is then choosing, for each of its windows,
+    row 1 or 2 of these arrays instead of row 0.
+    """
+    ids = np.empty((len(RECASINGS), *windows.ids.shape), dtype=windows.ids.dtype)
+    casing = np.empty_like(ids)
+    ids[0], casing[0] = windows.ids, windows.casing
+    for k, change in ((1, str.lower), (2, str.upper)):
+        recased = make_windows([[change(t) for t in s] for s in sentences], vocab, radius, gazetteer=gazetteer)
+        ids[k], casing[k] = recased.ids, recased.casing
+    return ids, casing
 
 
 def check_window_shape(ids: np.ndarray, casing: np.ndarray | None, width: int, needs_casing: bool) -> None:
@@ -200,7 +242,8 @@ class LabelledData:
 
 
 def labelled_data(
-    sentences: list[Sentence], vocab: Vocab, radius: int, classes: Sequence[str], location_types: Sequence[str]
+    sentences: list[Sentence], vocab: Vocab, radius: int, classes: Sequence[str], location_types: Sequence[str],
+    gazetteer: Gazetteer | None = None,
 ) -> LabelledData:
     """Windows and labels for ``sentences``: binary when ``classes`` is ("O", "LOC"), else multiclass.
 
@@ -218,4 +261,5 @@ def labelled_data(
             k = (1 if t == "LOC" else 0) if binary else index.get(t, 0)
             y[a:b] = [k] * (b - a)
         labels.append(y)
-    return LabelledData(sentences, make_windows([s.tokens for s in sentences], vocab, radius, labels), spans)
+    windows = make_windows([s.tokens for s in sentences], vocab, radius, labels, gazetteer)
+    return LabelledData(sentences, windows, spans)

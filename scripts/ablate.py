@@ -7,7 +7,12 @@ Every variant is the chosen config (``configs/conll2003.yaml``) with a few
 ``train``), once per seed.  For each run the best dev epoch's figures come from
 the TrainResult (the same row as in metrics.csv):
 
-* dev LOC entity and token precision / recall / F1 at the threshold tuned on dev;
+* dev LOC entity and token precision / recall / F1 at the threshold tuned on dev (a
+  sentence-level model, ``model.output: sentence``: of its Viterbi path);
+* the entity error breakdown of the best model on dev (metrics.error_breakdown): gold places
+  missed, boundary errors (overlapped but not equalled) and spurious predictions, as counts;
+* the median seconds of an epoch's SGD steps (metrics.csv "seconds"; the machine is shared,
+  so compare runs made side by side);
 * time to the best epoch: wall-clock seconds from the call to ``train`` to the
   moment that epoch was scored and saved (loading GloVe, building windows,
   training and dev scoring included);
@@ -53,9 +58,10 @@ from ner_window.artifact import load_model
 from ner_window.checkpoint import CHECKPOINT
 from ner_window.conll import read_conll
 from ner_window.config import load_config
-from ner_window.decision import is_location as decide_location, y_location
+from ner_window.decision import is_location as decide_location, is_location_class, y_location
 from ner_window.errors import NerWindowError
-from ner_window.fast import predict_proba
+from ner_window.fast import predict_proba, predict_scores
+from ner_window.sentence import decode, decoded_spans, starts_of
 from ner_window.vocab import SPECIALS, UNK_ID, Vocab, normalise_digits
 from ner_window.windows import labelled_data
 
@@ -92,6 +98,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "hidden-100": ("H = 100", ["model.hidden=100"]),
     "hidden-300": ("H = 300", ["model.hidden=300"]),
     "multiclass": ("5-class softmax (O, LOC, MISC, ORG, PER), LOC scored", ["model.task=multiclass"]),
+    "window": ("window output: each token decided alone (p = σ(s), tuned threshold)", ["model.output=window"]),
+    "sentence": ("sentence-level output: IOB2 tag scores + transitions, SLL, Viterbi (issue 16)",
+                 ["model.output=sentence"]),
 }
 
 
@@ -117,12 +126,13 @@ def training_words(train_path: str | Path, scheme: str) -> set[str]:
 
 
 def unseen_slice(tokens: list[tuple[str, ...]], gold_spans: list[list[tuple[int, int]]], is_loc: np.ndarray,
-                 y_loc: np.ndarray, seen: set[str]) -> dict:
+                 y_loc: np.ndarray, seen: set[str], pred_spans: list | None = None) -> dict:
     """LOC scores restricted to words never seen in training.
 
     tokens[s]     : the tokens of sentence s;  gold_spans[s]: its gold LOC spans (start, end)
     is_loc, y_loc : (N,) predicted / gold LOC per token, flat over the sentences
     seen          : lowercased training words
+    pred_spans[s] : the predicted LOC spans of sentence s (default: the runs of is_loc)
 
     entity: gold entities none of whose tokens are in ``seen``; recall = the share
             predicted exactly (the same span, nothing more, nothing less).
@@ -134,7 +144,7 @@ def unseen_slice(tokens: list[tuple[str, ...]], gold_spans: list[list[tuple[int,
     n_gold = n_found = 0
     for s, spans in enumerate(gold_spans):
         a0 = offsets[s]
-        pred = set(metrics.predicted_spans(is_loc[a0:offsets[s + 1]]))
+        pred = set(metrics.predicted_spans(is_loc[a0:offsets[s + 1]]) if pred_spans is None else pred_spans[s])
         for a, b in spans:
             if unseen[a0 + a:a0 + b].all():
                 n_gold += 1
@@ -158,30 +168,42 @@ def unk_unseen(ids: np.ndarray, vocab: Vocab, seen: set[str]) -> np.ndarray:
     return np.where(known[ids], ids, UNK_ID).astype(ids.dtype)
 
 
-def is_location(model, ids: np.ndarray, casing: np.ndarray) -> np.ndarray:
-    """(N,) bool: the model's LOC decision per window (decision.is_location: tuned threshold, or argmax)."""
-    return decide_location(predict_proba(model.params, ids, casing, model.activation), model.threshold, model.classes)
+def decisions(model, ids: np.ndarray, casing: np.ndarray, data) -> tuple[np.ndarray, list]:
+    """(is_loc (N,) bool, predicted LOC spans per sentence): the model's own decision per window
+    (decision.is_location: tuned threshold, or argmax; a sentence model: its Viterbi path)."""
+    if model.output == "sentence":
+        starts = starts_of([len(s) for s in data.tokens])
+        decoded = decode(predict_scores(model.params, ids, casing, model.activation), model.params.A, starts)
+        spans = metrics.spans_of_type(decoded_spans(decoded.tags, starts, model.classes), "LOC")
+        return is_location_class(decoded.classes, model.classes), spans
+    is_loc = decide_location(predict_proba(model.params, ids, casing, model.activation), model.threshold,
+                             model.classes)
+    return is_loc, metrics.predicted_spans_per_sentence(is_loc, data.windows.sentence, len(data.sentences))
 
 
 def model_slices(run_dir: Path, dev_path: str | Path, seen: set[str]) -> dict:
-    """The best model of ``run_dir`` on dev: the unseen-word slice, and the <unk> stress test.
+    """The best model of ``run_dir`` on dev: the unseen-word slice, the <unk> stress test, the errors.
 
-    unseen : unseen_slice of the model's predictions
-    unk    : dev LOC entity and token scores when every word unseen in training is read as
-             <unk> (unk_unseen), with the unseen-word slice of those predictions
+    unseen    : unseen_slice of the model's predictions
+    unk       : dev LOC entity and token scores when every word unseen in training is read as
+                <unk> (unk_unseen), with the unseen-word slice of those predictions
+    breakdown : metrics.error_breakdown of the model's LOC entities (missed, boundary, spurious)
     """
     model = load_model(run_dir)
     cfg = model.config
     sentences = read_conll(dev_path, cfg.data.scheme)
-    data = labelled_data(sentences, model.vocab, model.radius, model.classes, cfg.data.location_types)
+    data = labelled_data(sentences, model.vocab, model.radius, model.classes, cfg.data.location_types,
+                         model.gazetteer)
     w = data.windows
     y_loc = y_location(w.y, model.classes)
     gold = metrics.spans_of_type(data.spans, "LOC")
-    out = {"unseen": unseen_slice(data.tokens, gold, is_location(model, w.ids, w.casing), y_loc, seen)}
-    is_loc = is_location(model, unk_unseen(w.ids, model.vocab, seen), w.casing)
-    report = metrics.location_scores(is_loc, y_loc, w.sentence, gold)
+    is_loc, pred = decisions(model, w.ids, w.casing, data)
+    out = {"unseen": unseen_slice(data.tokens, gold, is_loc, y_loc, seen, pred),
+           "breakdown": metrics.error_breakdown(gold, pred)}
+    is_loc, pred = decisions(model, unk_unseen(w.ids, model.vocab, seen), w.casing, data)
+    report = metrics.location_scores(is_loc, y_loc, w.sentence, gold, pred_spans=pred)
     out["unk"] = {"entity": report["entity"], "token": report["token"],
-                  "unseen": unseen_slice(data.tokens, gold, is_loc, y_loc, seen)}
+                  "unseen": unseen_slice(data.tokens, gold, is_loc, y_loc, seen, pred)}
     return out
 
 
@@ -249,15 +271,20 @@ def _get(run: dict, column: str) -> float:
         return run["unk"]["entity"]["f1"]
     if column == "<unk> unseen entity R":
         return run["unk"]["unseen"]["entity_recall"]
+    if column in BREAKDOWN:
+        return run["breakdown"][BREAKDOWN[column]]
     if column == "best epoch":
         return run["best_epoch"]
     if column == "time to best (s)":
         return run["time_to_best"]
+    if column == "epoch (s)":  # the median SGD time of one epoch (metrics.csv "seconds")
+        return statistics.median(row["seconds"] for row in run["history"])
     raise KeyError(column)
 
 
+BREAKDOWN = {"missed": "missed", "boundary": "boundary", "spurious": "spurious"}  # dev LOC entity errors (counts)
 COLUMNS = [*FIELDS, "unseen entity R", "unseen token F1", "<unk> entity F1", "<unk> unseen entity R",
-           "best epoch", "time to best (s)"]
+           *BREAKDOWN, "best epoch", "epoch (s)", "time to best (s)"]
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -281,8 +308,10 @@ def markdown_table(summaries: dict[str, dict], n_seeds: dict[str, int]) -> str:
             m, sd = summary[column]["mean"], summary[column]["sd"]
             if column == "best epoch":
                 cells.append(f"{m:.1f}")
-            elif column == "time to best (s)":
+            elif column == "time to best (s)" or column in BREAKDOWN:
                 cells.append(f"{m:.0f} ± {sd:.0f}")
+            elif column == "epoch (s)":
+                cells.append(f"{m:.2f}")
             else:
                 cells.append(f"{100 * m:.1f} ± {100 * sd:.1f}")
         lines.append("| " + " | ".join(cells) + " |")

@@ -152,7 +152,9 @@ def norm(a):
 def test_the_printouts_formula_tables_name_the_models_functions():
     assert set(explain_module.ACTIVATION_FORMULA) == set(explain_module.DERIVATIVE_FORMULA) == \
         set(model_module.ACTIVATIONS)
-    assert set(explain_module.DELTA_S_FORMULA) == set(model_module.COSTS)
+    from ner_window.sentence import LOSS
+
+    assert set(explain_module.DELTA_S_FORMULA) == set(model_module.COSTS) | {LOSS}  # + the sentence-level loss
 
 
 # --- the forward pass ----------------------------------------------------------------

@@ -152,3 +152,61 @@ def test_format_text_is_one_row_per_activation_loss_param():
     assert len(lines) == 1 + len(result["results"]) + 1
     assert lines[1].split()[:3] == ["sigmoid", "bce", "W"]
     assert lines[-1].startswith("PASSED")
+
+
+# --- the sentence-level model (output="sentence") -------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_run_gradcheck_of_the_sentence_model_passes_for_every_activation(task):
+    result = run_gradcheck(task=task, output="sentence")
+    assert result["passed"] is True
+    combos = {(r["activation"], r["loss"]) for r in result["results"]}
+    assert combos == {(a, "sll") for a in ("sigmoid", "tanh", "relu")}
+    assert {r["param"] for r in result["results"]} == {"W", "b", "u", "c", "C", "E", "A"}
+    json.dumps(result)
+
+
+def test_the_sentence_check_case_has_sentences_of_1_2_and_7_tokens_with_repeated_words():
+    params, ids, _, tags, starts = gradcheck.make_sentence_check_case("binary")
+    assert np.diff(starts).tolist() == [1, 2, 7]
+    assert any(len(set(window)) < len(window) for window in ids.tolist())
+    assert all(4 in ids[a:b] for a, b in zip(starts[:-1], starts[1:]))  # word 4 in every sentence
+    assert np.isneginf(params.A).sum() == 2  # I-LOC after O and at the start: constants, not checked
+    from ner_window import sentence
+
+    assert sentence.tag_spans(tags[3:], sentence.tag_set(["O", "LOC"])) == [("LOC", 0, 2), ("LOC", 3, 4),
+                                                                              ("LOC", 4, 7)]
+
+
+def test_the_sentence_check_fails_when_the_start_row_is_forgotten(monkeypatch):
+    from ner_window import sentence
+
+    original = sentence.loss_and_delta_s
+
+    def no_start_row(S, A, y, starts):
+        J, delta_s, dA = original(S, A, y, starts)
+        dA = dA.copy()
+        dA[-1] = 0.0  # as if the pair (start, y_0) had no gradient
+        return J, delta_s, dA
+
+    monkeypatch.setattr(sentence, "loss_and_delta_s", no_start_row)
+    result = run_gradcheck(activations=("tanh",), output="sentence")
+    failed = {r["param"] for r in result["results"] if r["max_rel_error"] > THRESHOLD}
+    assert failed == {"A"} and not result["passed"]
+
+
+def test_gradcheck_cli_sentence_output(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "ner_window.cli", "gradcheck", "--output", "sentence",
+                          "--activation", "relu", "--format", "json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["passed"] and {r["param"] for r in result["results"]} >= {"A", "E"}
+    bad = subprocess.run([sys.executable, "-m", "ner_window.cli", "gradcheck", "--output", "crf"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Invalid value for '--output'" in bad.stderr
+    with pytest.raises(ConfigError, match="unknown output 'crf'"):
+        run_gradcheck(output="crf")

@@ -98,4 +98,5 @@ def test_the_names_of_tasks_activations_and_losses_are_models():
     assert rules["model.activation"] == tuple(model.ACTIVATIONS)
     assert rules["model.task"] == model.TASKS
     assert rules["train.loss"] == model.BINARY_LOSSES
+    assert cli.OUTPUT_NAMES == config.OUTPUTS == rules["model.output"]
     assert set(model.COSTS) == {loss for losses in model.LOSSES.values() for loss in losses}

@@ -94,7 +94,7 @@ def test_load_predict_and_offsets(run_dir):
 def test_evaluate_json_shape_and_conlleval_predictions(run_dir, tmp_path):
     pred = tmp_path / "dev.pred"
     report = evaluate_file(run_dir, ROOT / "data" / "dev.txt", predictions=pred)
-    assert set(report["loc"]) == {"token", "entity"}
+    assert set(report["loc"]) == {"token", "entity", "breakdown"}
     for level in ("token", "entity"):
         assert set(report["loc"][level]) == {"precision", "recall", "f1", "support"}
     assert (report["sentences"], report["tokens"]) == DEV_COUNTS

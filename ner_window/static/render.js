@@ -147,13 +147,14 @@ const NerWindowRender = (() => {
   function forwardTable(ex) {
     const fw = ex.forward || {};
     const act = at(ex, "model.activation");
-    const multi = at(ex, "model.task") === "multiclass";
+    const multi = at(ex, "model.task") === "multiclass" || at(ex, "model.output") === "sentence";
+    const sentence = at(ex, "model.output") === "sentence";
     const rows = [
       ["x", "[e(w−m); c(w−m); …; e(w+m); c(w+m)]", fw.x],
       ["z", "W x + b", fw.z],
       ["h", `f(z) = ${ACTIVATION[act] || "f(z)"}`, fw.h],
       ["s", multi ? "U h + c" : "uᵀh + c", fw.s],
-      ["p", multi ? "softmax(s)" : "σ(s)  = P(location)", fw.p],
+      ["p", sentence ? "P(y_i = t | sentence)" : multi ? "softmax(s)" : "σ(s)  = P(location)", fw.p],
     ];
     const threshold = at(ex, "model.threshold");
     return el("table", { class: "fwd" },
@@ -162,18 +163,19 @@ const NerWindowRender = (() => {
         el("th", {}, name), el("td", { class: "formula" }, `${name} = ${formula}`), summaryCells(v, name === "p" ? 6 : 4))),
       el("tr", {}, el("th", {}, ""), el("td", { colspan: 5 },
         `prediction: ${fw.prediction === undefined ? "–" : fw.prediction}`,
-        multi ? " (argmax p)" : ` (p ≥ threshold ${fmt(threshold)})`))));
+        sentence ? " (the Viterbi path's tag)" : multi ? " (argmax p)" : ` (p ≥ threshold ${fmt(threshold)})`))));
   }
 
   // ------------------------------------------------------------------ one window: the computation graph
 
   const LOSS_NODE = { bce: ["J = CE(σ(s), y)", "p − y"], squared: ["J = (σ(s) − y)²", "2(p − y)·p(1 − p)"],
-                      ce: ["J = CE(softmax(s), y)", "p − y  (y one-hot)"] };
+                      ce: ["J = CE(softmax(s), y)", "p − y  (y one-hot)"],
+                      sll: ["J = −log p(y | sentence)", "P(y_i = t | sentence) − [t = y_i]"] };
 
   /** The graph as data: one node per lecture equation, each with its forward value and the
       backward chain upstream × local = downstream (and the parameter gradients it hands out). */
   function graphNodes(ex) {
-    const multi = at(ex, "model.task") === "multiclass";
+    const multi = at(ex, "model.task") === "multiclass" || at(ex, "model.output") === "sentence";
     const act = at(ex, "model.activation");
     const [lossTitle, lossLocal] = LOSS_NODE[at(ex, "model.loss")] || ["J = loss(s, y)", "∂J/∂s"];
     const vec = (key) => ({ key: `${key}.norm`, norm: true, tip: at(ex, key) });
