@@ -154,6 +154,9 @@ def load_model(path: str | os.PathLike) -> Model:
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ModelError(f"{meta_path}: no integer format_version; the model directory is damaged, retrain it")
+    if version < 1:
+        raise ModelError(f"{meta_path}: format version {version} is not one ner-window writes (1 to "
+                         f"{FORMAT_VERSION}); the model directory is damaged, retrain it")
     if version > FORMAT_VERSION:
         raise ModelError(f"{meta_path}: format version {version} is newer than this ner-window "
                          f"({__version__}, format {FORMAT_VERSION}); upgrade ner-window to load it")

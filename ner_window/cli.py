@@ -19,8 +19,31 @@ import click
 from .errors import NerWindowError
 
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
 class _Group(click.Group):
     """Turns the project's errors into one line on stderr and an exit code."""
+
+    def main(self, *args, **kwargs):
+        # click's own usage errors (a bad option value, a missing argument) as one line too
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except _NO_ARGS_IS_HELP as e:  # `ner-window` or `ner-window data` alone: the help, as click shows it
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else "ner-window"
+            click.echo(f"ner-window: error: {e.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("ner-window: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         from .files import signals_raise
@@ -65,10 +88,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (see configs/).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory [runs/<config name>].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Run directory, new or empty [runs/<config name>, or the first free runs/<config name>-2, -3 ...].")
+@click.option("--overwrite", is_flag=True, help="Replace the previous run in --out (never other files).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value.")
 @click.option("--resume", "resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
-def train(config_path, out_dir, overrides, resume) -> None:
+def train(config_path, out_dir, overwrite, overrides, resume) -> None:
     """Train a model; the run directory gets the model, metrics.csv, plots and a checkpoint."""
     from pathlib import Path
 
@@ -76,8 +101,9 @@ def train(config_path, out_dir, overrides, resume) -> None:
     from .errors import ConfigError
     from .train import Interrupted, train as run_train
 
-    if resume and (config_path or overrides):
-        raise ConfigError("--resume continues a run with its saved config; drop --config/--set")
+    if resume and (config_path or overrides or out_dir or overwrite):
+        raise ConfigError("--resume continues a run with its saved config, in its directory; "
+                          "drop --config/--set/--out/--overwrite")
     if not resume and not config_path:
         raise ConfigError("give --config FILE (e.g. configs/base.yaml) or --resume RUN_DIR")
     try:
@@ -85,7 +111,7 @@ def train(config_path, out_dir, overrides, resume) -> None:
             run_train(resume=resume, log=click.echo)
         else:
             cfg = load_config(config_path, list(overrides))
-            run_train(cfg, out_dir=out_dir, log=click.echo, config_name=Path(config_path).stem)
+            run_train(cfg, out_dir=out_dir, log=click.echo, config_name=Path(config_path).stem, overwrite=overwrite)
     except Interrupted as e:
         click.echo(f"ner-window: {e}", err=True)
         sys.exit(e.exit_code)
@@ -101,7 +127,8 @@ def train(config_path, out_dir, overrides, resume) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--predictions", type=click.Path(dir_okay=False), help="Write `token gold pred` lines for conlleval.")
 @click.option("--pr-curve", "pr_curve", type=click.Path(dir_okay=False), help="Write a PR curve CSV (and PNG).")
-@click.option("--errors", "n_errors", type=int, default=0, help="List the N most confident errors of each kind.")
+@click.option("--errors", "n_errors", type=click.IntRange(min=0), default=0,
+              help="List the N most confident errors of each kind.")
 @click.option("--strict", is_flag=True, help="Reject tag sequences the scheme forbids (e.g. I- after O in iob2).")
 @click.option("--location-types", "location_types", metavar="TYPE[,TYPE]", default=None,
               help="Gold entity types that are locations, e.g. location or GPE,LOC,FAC [the model's data.location_types].")
@@ -110,13 +137,20 @@ def train(config_path, out_dir, overrides, resume) -> None:
 def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors, strict, location_types,
              threshold) -> None:
     """Score a saved model on a labelled file: LOC token and entity P/R/F1."""
+    from .errors import WriteError
     from .evaluate import evaluate_file, format_report
     from .tagger import default_model_path
 
     types = None if location_types is None else location_types.split(",")
-    report = evaluate_file(model_dir or default_model_path(), data_path, scheme=scheme, predictions=predictions,
-                           pr_curve=pr_curve, n_errors=n_errors, strict=strict, location_types=types,
-                           threshold=threshold)
+    try:
+        report = evaluate_file(model_dir or default_model_path(), data_path, scheme=scheme, predictions=predictions,
+                               pr_curve=pr_curve, n_errors=n_errors, strict=strict, location_types=types,
+                               threshold=threshold)
+    except WriteError as e:  # the scores are complete: print them, then the one-line error (exit 2)
+        report = getattr(e, "report", None)
+        if report is not None:
+            click.echo(json.dumps(report, indent=1) if fmt == "json" else format_report(report))
+        raise
     for warning in report["warnings"]:
         click.echo(f"ner-window: warning: {warning}", err=True)
     click.echo(json.dumps(report, indent=1) if fmt == "json" else format_report(report))
@@ -156,8 +190,9 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
     # at the default thresholds the cyclic garbage collector rescans them for ~20% of
     # the run (measured on 1M tokens), so it runs less often here.
     gc.set_threshold(100_000, 10, 10)
-    with line_writer() as out:
-        try:
+    out = line_writer()
+    try:
+        with out:
             if text or fmt == "json":
                 writer = TagWriter(out.write, fmt, array=not text)
                 items = tagger.tag_many([" ".join(text)]) if text else tagger.tag_pieces(read_pieces(file or "-", encoding))
@@ -168,9 +203,9 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
                 from .pipeline import LinePipeline
 
                 LinePipeline(tagger, fmt).run_pieces(read_blocks(file or "-", encoding), out.write)
-        except Signalled as e:
-            e.done = f"{out.lines:,} complete lines written to {out.name}"
-            raise
+    except Signalled as e:  # counted once the writer has written out what it holds
+        e.done = f"{out.lines:,} complete lines written to {out.name}"
+        raise
 
 
 # --- tag ---------------------------------------------------------------------------------
@@ -233,11 +268,15 @@ OUTPUT_NAMES = ("window", "sentence")  # config.OUTPUTS
 @click.option("--output", type=click.Choice(OUTPUT_NAMES), default="window", show_default=True,
               help="window: the window model; sentence: tag scores + transitions (loss sll; --loss does not apply).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def gradcheck(activation, loss, task, output, fmt, seed) -> None:
     """Check every hand-derived gradient against centred differences (exit 1 if any rel. error > 1e-6)."""
+    from .errors import ConfigError
     from .gradcheck import format_text, run_gradcheck
 
+    if task == "multiclass" and loss != "all":
+        raise ConfigError(f"--loss {loss} applies to --task binary; the multiclass model has one loss, softmax "
+                          f"cross-entropy, which it always checks (drop --loss)")
     acts = ACTIVATION_NAMES if activation == "all" else (activation,)
     losses = BINARY_LOSS_NAMES if loss == "all" else (loss,)
     result = run_gradcheck(activations=acts, losses=losses, task=task, seed=seed, output=output)

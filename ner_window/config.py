@@ -242,8 +242,41 @@ def apply_overrides(raw: dict, overrides: list[str], where: str = "--set") -> di
     return raw
 
 
+def _yaml_mapping_unique(text: str, where: str) -> Any:
+    """yaml.safe_load of ``text``, except that a key given twice in one mapping is a ConfigError
+    naming both lines (PyYAML would keep the last one without a word)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            if first != line:
+                raise ConfigError(f"{where}:{line}: key {key!r} is given twice (first on line {first}); "
+                                  f"keep one (YAML would silently use the last)")
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    loader = UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides.
+
+    An error in the file names the file (and line); an error in an override names the ``--set``.
+    """
     import yaml
 
     raw: Any = {}
@@ -254,16 +287,22 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not p.is_file():
             raise ConfigError(f"{p}: no such config file; see configs/ for examples (configs/base.yaml)")
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+            raw = _yaml_mapping_unique(p.read_text(encoding="utf-8"), where)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             raise ConfigError(f"{p}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{p}: not UTF-8 text; save the config as UTF-8 YAML") from None
-        if raw is not None and not isinstance(raw, dict):
+        if raw is None:
+            raise ConfigError(f"{p}: is empty; a config names its sections (data, embeddings, model, train): "
+                              f"start from configs/base.yaml (the built-in defaults differ from it)")
+        if not isinstance(raw, dict):
             raise ConfigError(f"{p}: must be a YAML mapping of sections (data, embeddings, model, train), "
                               f"found {type(raw).__name__}")
+        from_dict(raw, where)  # the file's own mistakes, named as the file's
+    for item in overrides or []:
+        from_dict(apply_overrides({}, [item]), f"--set {item}")  # each override's, named as the --set
     if overrides:
         raw = apply_overrides(raw or {}, overrides)
     return from_dict(raw, where)

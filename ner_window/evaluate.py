@@ -34,7 +34,7 @@ from . import metrics, reports
 from .artifact import Model, load_model
 from .conll import entity_spans, read_conll
 from .decision import decide, is_location, is_location_class, p_location, y_location
-from .errors import DataError
+from .errors import DataError, WriteError
 from .fast import predict_proba, predict_scores
 from .sentence import decode, decoded_spans, starts_of
 from .windows import labelled_data
@@ -60,9 +60,15 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
     """
     for option, out in (("--predictions", predictions), ("--pr-curve", pr_curve)):
         # checked before any work, so a bad second path never leaves the first file half-done behind
-        if out and (not Path(out).parent.is_dir() or Path(out).is_dir()):
-            raise DataError(f"{option} {out}: cannot write there (no such directory, or it is a directory); "
-                            f"give a file path in an existing directory")
+        parent = Path(out).parent if out else None
+        if out and (not parent.is_dir() or Path(out).is_dir()):
+            why = ("it is a directory" if Path(out).is_dir() else
+                   f"{parent} is a file, not a directory" if parent.exists() else f"{parent} does not exist")
+            raise DataError(f"{option} {out}: cannot write there ({why}); give a file path in an existing directory")
+        in_place = out and Path(out).exists() and not Path(out).is_file()  # /dev/stdout, a FIFO: written in place
+        if out and not in_place and not os.access(parent, os.W_OK):
+            raise DataError(f"{option} {out}: cannot write there (no permission to write in {parent}); "
+                            f"give a file path in a directory you can write to")
     location_types = _check_location_types(location_types)
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
     cfg = model.config
@@ -83,7 +89,7 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
         "output": model.output,
         "loc": {"token": loc["token"], "entity": loc["entity"],
                 "breakdown": metrics.error_breakdown(gold_loc, pred_loc)},
-        "threshold": threshold if model.output == "window" else None,
+        "threshold": threshold if model.output == "window" and model.task == "binary" else None,  # else no threshold
         "location_types": location_types,
         "sentences": len(sentences),
         "tokens": int(len(data.windows)),
@@ -91,25 +97,32 @@ def evaluate_file(model_or_path: Model | str | os.PathLike, path: str | os.PathL
     }
     if model.task == "multiclass":
         report["per_type"] = metrics.conlleval_table(data.spans, pred_spans)
-    if predictions:
-        gold_tags, pred_tags = [], []
-        for sent, gold, predicted in zip(sentences, data.spans, pred_spans):
-            n = len(sent.tokens)
-            keep = classes[1:] if model.task == "multiclass" else ["LOC"]
-            gold_tags.append(_iob2(gold, n, keep))
-            pred_tags.append(_iob2(predicted, n, keep))
-        metrics.write_conlleval(predictions, [s.tokens for s in sentences], gold_tags, pred_tags)
-    if pr_curve:
-        binary = model.task == "binary" and model.output == "window"
-        if model.output == "sentence":
-            loc = {**loc, "rule": "Viterbi path"}
-        reports.pr_curve_files(p_location(p, classes), y_loc, gold_loc, data.windows.sentence, pr_curve,
-                               title=f"model {model.path} on {path}", threshold=threshold if binary else None,
-                               decision=None if binary else loc)
     if n_errors:
         report["errors"] = reports.model_errors(data.tokens, p, y_loc, model.radius, threshold, classes,
                                                 k=n_errors, is_loc=is_loc if model.output == "sentence" else None)
+    try:  # the report is complete: a file that cannot be written does not lose it (WriteError.report)
+        if predictions:
+            _write_predictions(predictions, model, sentences, data.spans, pred_spans)
+        if pr_curve:
+            binary = model.task == "binary" and model.output == "window"
+            decision = {**loc, "rule": "Viterbi path"} if model.output == "sentence" else loc
+            reports.pr_curve_files(p_location(p, classes), y_loc, gold_loc, data.windows.sentence, pr_curve,
+                                   title=f"model {model.path} on {path}",
+                                   threshold=threshold if binary else None, decision=None if binary else decision)
+    except WriteError as e:
+        e.report = report
+        raise
     return report
+
+
+def _write_predictions(path, model: Model, sentences, gold_spans, pred_spans) -> None:
+    """``token gold pred`` lines for conlleval: IOB2, the model's classes (binary: LOC)."""
+    gold_tags, pred_tags = [], []
+    keep = model.classes[1:] if model.task == "multiclass" else ["LOC"]
+    for sent, gold, predicted in zip(sentences, gold_spans, pred_spans):
+        gold_tags.append(_iob2(gold, len(sent.tokens), keep))
+        pred_tags.append(_iob2(predicted, len(sent.tokens), keep))
+    metrics.write_conlleval(path, [s.tokens for s in sentences], gold_tags, pred_tags)
 
 
 def _check_threshold(model: Model, threshold: float | None) -> float:
@@ -194,8 +207,8 @@ def _iob2(spans, n: int, keep: list[str]) -> list[str]:
 
 def format_report(report: dict) -> str:
     """The text form of an evaluation report."""
-    decides = ("sentence-level, Viterbi" if report["threshold"] is None and report.get("output") == "sentence"
-               else f"threshold {report['threshold']:.3f}")
+    decides = ("sentence-level, Viterbi" if report.get("output") == "sentence"
+               else "argmax" if report["threshold"] is None else f"threshold {report['threshold']:.3f}")
     lines = [f"{report['data']}: {report['sentences']:,} sentences, {report['tokens']:,} tokens; "
              f"model {report['model']} ({report['task']}, {decides}); "
              f"locations: {', '.join(report['location_types'])}",

@@ -270,7 +270,7 @@ class LineWriter:
     """
 
     FLUSH_CHARS = 1 << 16
-    MAX_PENDING_CHARS = 1 << 24
+    MAX_PENDING_CHARS = 1 << 20
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = None if path is None or os.fspath(path) == "-" else os.fspath(path)
@@ -278,6 +278,7 @@ class LineWriter:
         self.lines = 0
         self._parts: list[str] = []
         self._size = 0
+        self._next_flush = self.FLUSH_CHARS
         self._fd: int | None = None  # where the bytes go (None: self._stream)
         self._stream = None  # stdout's binary (or text) stream when it has no descriptor
         self._tmp: str | None = None  # the temporary file that becomes self.path
@@ -373,15 +374,17 @@ class LineWriter:
         """Buffer ``text``; the complete lines go out every FLUSH_CHARS characters."""
         self._parts.append(text)
         self._size += len(text)
-        if self._size >= self.FLUSH_CHARS:
+        if self._size >= self._next_flush:
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
         if not self._parts:
             return
         text = "".join(self._parts)
-        cut = len(text) if final or self._size >= self.MAX_PENDING_CHARS else text.rfind("\n") + 1
+        cut = len(text) if final or len(text) >= self.MAX_PENDING_CHARS else text.rfind("\n") + 1
         self._parts, self._size = ([text[cut:]], len(text) - cut) if cut < len(text) else ([], 0)
+        # a line still unfinished: look again when the buffer has doubled, not at every write
+        self._next_flush = max(self.FLUSH_CHARS, 2 * self._size)
         if cut:
             self._emit(text[:cut].encode("utf-8"))
 

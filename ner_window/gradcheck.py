@@ -267,6 +267,8 @@ def run_gradcheck(
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r} (option --task): use one of {', '.join(TASKS)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed {seed!r} (option --seed) must be a whole number >= 0")
     for activation in activations:
         check_activation(activation)
     for loss in losses:

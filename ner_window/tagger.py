@@ -25,11 +25,12 @@ light modules only (no gensim, pandas, scikit-learn or matplotlib), so
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import tempfile
 from collections import deque
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -353,83 +354,91 @@ class TagWriter:
 class _LongLine:
     """One line written piece by piece in ``fmt``; the same characters as format_tagged of the line.
 
-    The walk over a piece sees gaps (the text between tokens) and tokens.  A run of one
-    label ends only when a token with another label (or the line's end) arrives, so the gap
-    after a run waits in ``pending`` until it is known to lie inside the run or after it.
-    json writes the text as it comes and keeps tokens and spans in temporary files
-    (they follow the text in the object) until the line ends.
+    A piece is taken run by run: a run is a stretch of consecutive tokens with one label, and
+    its text runs from its first token's start to its last token's end.  A run ends only when a
+    token with another label (or the line's end) comes, perhaps in a later piece, so the text
+    after the last run of a piece waits in ``pending`` until it is known to lie inside a run
+    (a LOC run continuing in the next piece) or after it.  json writes the line's text as it
+    comes and keeps tokens and spans in temporary files (they follow the text in the object)
+    until the line ends.
     """
 
     def __init__(self, write: Callable[[str], None], fmt: str, depth: int):
-        self.write, self.fmt = write, fmt
-        self.label, self.prev = "O", "O"  # the open run's label; the last token's (conll)
-        self.pending: list[str] = []
-        self.run: list = []  # json: [start, end, text parts] of the open run
-        if fmt in ("json", "jsonl"):
+        self.write, self.fmt, self.depth = write, fmt, depth
+        self.label = "O"  # the label of the line's last run so far
+        self.pending = ""  # the text after it, when it is not O (where it belongs is not known yet)
+        self.run: list = []  # json: [start, text parts] of the open non-O run
+        self.json = fmt in ("json", "jsonl")
+        if self.json:
+            import tempfile  # lazy: only a long line in json needs it, and it costs the cold start a few ms
+
             self.indent = 1 if fmt == "json" else None
-            self.depth = depth
             self.tokens = tempfile.SpooledTemporaryFile(8 << 20, mode="w+", encoding="utf-8")
             self.spans = tempfile.SpooledTemporaryFile(8 << 20, mode="w+", encoding="utf-8")
             self.n_tokens = self.n_spans = 0
-            self.write(" " * depth + "{" + self._open(depth + 1) + '"text": "')
+            write((" " * depth if self.indent else "") + "{" + self._open(depth + 1) + '"text": "')
 
     def add(self, tp: TaggedPiece) -> None:
-        if self.fmt in ("json", "jsonl"):
-            self.write(json.dumps(tp.piece.text, ensure_ascii=False)[1:-1])  # escaping is per character
-        text, base, pos = tp.piece.text, tp.piece.start, 0
-        for t in tp.tokens:
-            if t.start - base > pos:
-                self._gap(text[pos:t.start - base])
-            self._token(t)
-            pos = t.end - base
-        if pos < len(text):
-            self._gap(text[pos:])
-
-    def _gap(self, gap: str) -> None:
-        if self.fmt == "text" and self.label == "O":
-            self.write(gap)
-        elif self.fmt in ("text", "json", "jsonl") and self.label != "O":
-            self.pending.append(gap)
-
-    def _token(self, t: TaggedToken) -> None:
+        text, base, out, pos = tp.piece.text, tp.piece.start, [], 0
         if self.fmt == "conll":
-            tag = "O" if t.label == "O" else ("I-" if self.prev == t.label else "B-") + t.label
-            self.write(f"{t.text} {tag}\n")
-            self.prev = t.label
+            for t in tp.tokens:
+                out.append(f"{t.text} {'O' if t.label == 'O' else ('I-' if self.label == t.label else 'B-') + t.label}\n")
+                self.label = t.label
+            self.write("".join(out))
             return
-        inside = self.label != "O" and t.label == self.label
-        if not inside:
-            self._end_run()
-            self.label = t.label
-        if self.fmt == "text":
-            if inside:
-                self.write("".join(self.pending))
-            elif t.label != "O":
-                self.write("[")
-            self.write(t.text)
+        if self.json:
+            self.write(json.dumps(text, ensure_ascii=False)[1:-1])  # escaping is per character
+            self._items(self.tokens, "n_tokens", [{"text": t.text, "start": t.start, "end": t.end, "label": t.label,
+                                                   "p": t.p} for t in tp.tokens])
+        for label, run in itertools.groupby(tp.tokens, key=attrgetter("label")):
+            run = list(run)
+            a, b = run[0].start - base, run[-1].end - base
+            if label != "O" and label == self.label:  # the run goes on: the text since it is inside
+                self._in_run(out, self.pending + text[pos:b])
+            else:
+                self._end_run(out, label)
+                out.append(text[pos:a])
+                self._start_run(out, label, run[0].start, text[a:b])
+            self.pending, pos = "", b
+        tail = text[pos:]
+        if self.label == "O":
+            out.append(tail)
         else:
-            self._json_item(self.tokens, "n_tokens",
-                            {"text": t.text, "start": t.start, "end": t.end, "label": t.label, "p": t.p})
-            if inside:
-                self.run[1], self.run[2] = t.end, self.run[2] + self.pending + [t.text]
-            elif t.label != "O":
-                self.run = [t.start, t.end, [t.text]]
-        self.pending = []
+            self.pending += tail
+        if self.fmt == "text":
+            self.write("".join(out))
 
-    def _end_run(self) -> None:
-        """Close the open run: "]LABEL" and the gap after it (text), its span (json)."""
+    def _in_run(self, out: list, text: str) -> None:
+        if self.fmt == "text":
+            out.append(text)
+        else:
+            self.run[1].append(text)
+
+    def _start_run(self, out: list, label: str, start: int, text: str) -> None:
+        if self.fmt == "text":
+            out.append(f"[{text}" if label != "O" else text)
+        elif label != "O":
+            self.run = [start, [text]]
+        self.label = label
+
+    def _end_run(self, out: list, next_label: str = "O") -> None:
+        """Close the open run before a run of ``next_label``: "]LABEL" and the text after it (text),
+        its span (json)."""
         if self.label != "O":
             if self.fmt == "text":
-                self.write(f"]{self.label}" + "".join(self.pending))
-            elif self.fmt in ("json", "jsonl"):
-                start, end, parts = self.run
-                self._json_item(self.spans, "n_spans", {"label": self.label, "start": start, "end": end,
-                                                        "text": "".join(parts)})
-        self.label, self.pending = "O", []
+                out.append(f"]{self.label}{self.pending}")
+            elif self.json:
+                start, parts = self.run
+                text = "".join(parts)
+                self._items(self.spans, "n_spans", [{"label": self.label, "start": start,
+                                                     "end": start + len(text), "text": text}])
+        self.label, self.pending = "O", ""
 
     def end(self) -> None:
-        self._end_run()
-        if self.fmt not in ("json", "jsonl"):
+        out: list[str] = []
+        self._end_run(out)
+        self.write("".join(out))
+        if not self.json:
             return
         d = self.depth
         self.write('"' + self._sep(d + 1) + '"tokens": [')
@@ -438,21 +447,23 @@ class _LongLine:
         self._copy(self.spans, self.n_spans, d + 2)
         self.write("]" + self._open(d) + "}")
 
-    # json layout: the separators and indentation json.dumps(..., indent=1 or None) uses
+    # json layout: the separators and indentation of json.dumps(..., indent=1 or None)
     def _open(self, depth: int) -> str:
         return "\n" + " " * depth if self.indent else ""
 
     def _sep(self, depth: int) -> str:
         return ",\n" + " " * depth if self.indent else ", "
 
-    def _json_item(self, spool, counter: str, item: dict) -> None:
-        depth = self.depth + 2
-        text = json.dumps(item, ensure_ascii=False, indent=self.indent)
-        if self.indent:
-            text = text.replace("\n", "\n" + " " * depth)
+    def _items(self, spool, counter: str, items: list[dict]) -> None:
+        """Append ``items`` to a list written at depth self.depth + 2, as json.dumps would lay it out."""
+        if not items:
+            return
+        text = json.dumps(items, ensure_ascii=False, indent=self.indent)[1:-1]
+        if self.indent:  # "\n {...},\n {...}\n" -> each item one level deeper per enclosing level
+            text = text[:-1].replace("\n", "\n" + " " * (self.depth + 1))
         n = getattr(self, counter)
-        spool.write((self._sep(depth) if n else self._open(depth)) + text)
-        setattr(self, counter, n + 1)
+        spool.write(("," if self.indent else ", ") + text if n else text)
+        setattr(self, counter, n + len(items))
 
     def _copy(self, spool, n: int, depth: int) -> None:
         spool.seek(0)

@@ -42,7 +42,7 @@ from typing import BinaryIO, Iterator, NamedTuple
 
 from .errors import DataError
 
-BLOCK_BYTES = 1 << 20  # read this much at a time
+BLOCK_BYTES = 1 << 18  # read this much at a time (256 KB)
 MAX_PIECE_CHARS = 1 << 18  # ~50k tokens of running text: what the tagger scores in one go
 
 # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
@@ -133,6 +133,8 @@ class _Decoder:
 
     def __init__(self, stream: BinaryIO, name: str, encoding: str | None):
         self.stream, self.name, self.given = stream, name, encoding
+        # read1: what is there, up to a block (read() of a pipe would wait until a whole block came)
+        self.read = getattr(stream, "read1", stream.read)
         self.offset = 0  # bytes of the stream read so far
         self.lines = 0  # complete lines handed out so far (the caller counts them: line_done)
         self.codec = None if encoding is None else _codec(encoding)
@@ -143,7 +145,7 @@ class _Decoder:
 
     def blocks(self) -> Iterator[str]:
         while True:
-            raw, start = self.stream.read(BLOCK_BYTES), self.offset  # start: the byte offset of raw[0]
+            raw, start = self.read(BLOCK_BYTES), self.offset  # start: the byte offset of raw[0]
             if not isinstance(raw, bytes):
                 raise TypeError(f"{self.name}: read_pieces needs a binary stream, got {type(raw).__name__}")
             final = not raw
@@ -171,7 +173,7 @@ class _Decoder:
         Returns the block without its mark, its byte offset, and whether the stream ended."""
         final = not raw
         while len(raw) < 4 and not final:  # a mark is up to 4 bytes; a short read must not hide it
-            more = self.stream.read(BLOCK_BYTES)
+            more = self.read(BLOCK_BYTES)
             raw, final = raw + more, not more
         mark = next(((bom, codec) for bom, codec in BOMS if raw.startswith(bom)), None)
         if mark and (self.codec is None or self.codec == "utf-8" and mark[1] == "utf-8"):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import shutil
@@ -33,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -53,7 +55,7 @@ from .gazetteer import Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
 from .vocab import UNK, Vocab
-from .windows import CASING_CLASSES, LabelledData, labelled_data, n_features, recased_windows
+from .windows import CASING_CLASSES, LabelledData, entity_class, labelled_data, n_features, recased_windows
 
 DEFAULT_RUNS = reports.DEFAULT_RUNS
 
@@ -80,7 +82,7 @@ def classes_for(cfg: Config, sentences) -> list[str]:
     """("O", "LOC") for the binary task; "O" then every entity type of the training data for multiclass."""
     if cfg.model.task == "binary":
         return ["O", "LOC"]
-    types = {("LOC" if t in cfg.data.location_types else t) for s in sentences for t, _, _ in entity_spans(s.tags)}
+    types = {entity_class(t, cfg.data.location_types) for s in sentences for t, _, _ in entity_spans(s.tags)}
     return ["O"] + sorted(types)
 
 
@@ -97,8 +99,38 @@ def _check_data_paths(cfg: Config) -> None:
         path = getattr(cfg.data, key)
         if path is not None and not Path(path).is_file():
             what = "is a directory" if Path(path).is_dir() else "does not exist"
+            if what == "does not exist" and not Path(path).is_absolute():
+                what += f" in {Path.cwd()} (a relative path is read from the directory you run in)"
             raise ConfigError(f"config: data.{key} = {path!r} {what}; point it at a CoNLL file "
                               f"(e.g. --set data.{key}=path/to/file.txt)")
+
+
+def _check_locations(cfg: Config, key: str, sentences) -> None:
+    """ConfigError when the data.train or data.dev file holds no entity of data.location_types:
+    training would have nothing to learn, and dev no F1 to choose the best epoch and the threshold by."""
+    types = Counter(t for s in sentences for t, _, _ in entity_spans(s.tags))
+    if any(t in cfg.data.location_types for t in types):
+        return
+    found = ", ".join(f"{n:,} {t}" for t, n in types.most_common(5)) or "no entity of any type"
+    why = ("the model would have nothing to learn" if key == "train" else
+           "its LOC F1 would be 0 every epoch, so neither the best epoch nor the threshold can be chosen")
+    raise ConfigError(f"config: data.{key} = {getattr(cfg.data, key)!r} holds no entity of data.location_types "
+                      f"{cfg.data.location_types} (it has {found}); {why}: set data.location_types or "
+                      f"data.scheme to match the file" + ("" if key == "train" else ", or data.dev: null"))
+
+
+def _check_same_data(ck, run_dir: Path) -> None:
+    """ConfigError when a file the checkpoint was trained on has changed since (its sha256 is stored):
+    the resumed run would not be the run it continues."""
+    cfg = ck.config
+    for key, stored in (("train", ck.extra.get("train_sha256")), ("dev", ck.extra.get("dev_sha256"))):
+        path = getattr(cfg.data, key)
+        if stored is None or path is None or not Path(path).is_file():
+            continue  # a missing file is _check_data_paths' error
+        if file_sha256(path) != stored:
+            raise ConfigError(f"--resume {run_dir}: data.{key} = {path!r} is not the file this run was trained on "
+                              f"(its sha256 differs from the checkpoint's {stored[:12]}...); restore that file, "
+                              f"or start a new run with --config")
 
 
 def dev_scores(s: np.ndarray, data: LabelledData, classes: list[str], loss: str, pos_weight: float = 1.0,
@@ -199,7 +231,7 @@ class _Run:
     dev_data: LabelledData | None
     recased: tuple[np.ndarray, np.ndarray] | None  # (ids, casing) (3, N, 2m+1) for case augmentation, or None
     gazetteer: Gazetteer | None
-    created: bool  # this call made run_dir: a failure before the first checkpoint removes it again
+    created: bool = False  # this call made run_dir: a failure before the first checkpoint removes it again
     tags: np.ndarray | None = None  # a sentence-level model's gold IOB2 tag ids of the training tokens (N,)
     starts: np.ndarray | None = None  # ... and the first token of each training sentence (S+1,)
 
@@ -208,14 +240,73 @@ class _Run:
                          self.extra)
 
 
+# what a run directory holds (train, artifact, checkpoint, reports write them): --overwrite removes these
+RUN_ENTRIES = (MODEL_SUBDIR, CHECKPOINT, "config.json", "metrics.csv", "learning_curve.png", "pr_curve.csv",
+               "pr_curve.png", "errors.txt")
+
+
+def is_run(directory: Path) -> bool:
+    """True when ``directory`` holds a ner-window run (a checkpoint, a model, or what a killed write left)."""
+    d = Path(directory)
+    return ((d / CHECKPOINT / "state.json").is_file() or (d / MODEL_SUBDIR / "meta.json").is_file()
+            or any(d.glob(f".{CHECKPOINT}.*")) or (d / "config.json").is_file() and (d / "metrics.csv").is_file())
+
+
+def choose_run_dir(out_dir: str | Path | None, config_name: str, overwrite: bool = False) -> Path:
+    """The run directory of a new training.
+
+    ``out_dir`` given: that directory, when it is new or empty; a previous run there only with
+    ``overwrite`` (its files are replaced once training starts writing); a directory holding
+    anything else never (ConfigError).  No ``out_dir``: runs/<config name>, or when that holds
+    something already the first free runs/<config name>-2, -3, ... (nothing is ever replaced).
+    """
+    if out_dir is None:
+        base = DEFAULT_RUNS / config_name
+        for n in itertools.count(1):
+            run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+                return run_dir
+    run_dir = Path(out_dir)
+    if not run_dir.exists():
+        return run_dir
+    if not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: is a file; give a directory for the run (a new one)")
+    entries = sorted(p.name for p in run_dir.iterdir())
+    if not entries:
+        return run_dir
+    if not is_run(run_dir):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise ConfigError(f"--out {run_dir}: is not empty ({shown}) and holds no ner-window run; give a new or "
+                          f"empty directory (a run never mixes into other files, even with --overwrite)")
+    if not overwrite:
+        raise ConfigError(f"--out {run_dir}: holds a run already; give --overwrite to replace it, "
+                          f"`ner-window train --resume {run_dir}` to continue it, or another --out")
+    return run_dir
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove a previous run's entries (and the leftovers of its atomic writes) before a new one is written."""
+    for name in RUN_ENTRIES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    for name in RUN_ENTRIES:  # .model.tmp-PID, .checkpoint.old-PID, .metrics.csv.PID-TID-N.tmp ...
+        for leftover in run_dir.glob(f".{name}.*"):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
 def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] = print, config_name: str = "run", *, point_latest: bool = True,
-          on_epoch: Callable[[dict, bool], None] | None = None) -> TrainResult:
-    """Train a model from ``cfg`` into ``out_dir`` (default ``runs/<config name>``), or resume a run.
+          on_epoch: Callable[[dict, bool], None] | None = None, overwrite: bool = False) -> TrainResult:
+    """Train a model from ``cfg`` into ``out_dir`` (see choose_run_dir), or resume a run.
 
-    point_latest: make runs/latest point at the run when it ends inside ./runs (reports.point_latest).
+    point_latest: make runs/latest point at the run when it ends inside ./runs (reports.point_latest);
+    it moves only when training ends well.
     on_epoch(row, improved): called once an epoch is scored (and saved, if it is the best so far)
     with its metrics.csv row; ``improved`` says whether it is the new best.
+    overwrite: replace a previous run in ``out_dir`` (never a directory of other files).
     """
     t_start = time.perf_counter()
     ck = None
@@ -224,30 +315,42 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
         if ck.state.done:
             log(f"{run_dir}: training already finished (best epoch {ck.state.best_epoch + 1}); nothing to resume")
             return TrainResult(run_dir, ck.state.best_epoch, ck.state.best_f1, ck.state.history, 0.0)
+        _check_same_data(ck, run_dir)
         log(f"resuming {run_dir} at epoch {ck.state.epoch + 1}, batch {ck.state.batch}")
         cfg = ck.config
     elif cfg is None:
         raise ConfigError("train: give a config, or resume= a run directory")
     else:
-        run_dir = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / config_name
-    run = _prepare(cfg, run_dir, ck, log)
+        run_dir = choose_run_dir(out_dir, config_name, overwrite)
+    run = _prepare(cfg, run_dir, ck, log)  # reads the data, builds the parameters; writes nothing
     try:
+        if ck is None:
+            _make_run_dir(run, log)  # from here on the directory is this run's
         with _signals_caught() as stop:
             while run.state.epoch < cfg.train.epochs:
                 _train_epoch(run, stop, log)
                 _end_epoch(run, log, on_epoch)
-    except Exception as e:
-        if run.created and not isinstance(e, Interrupted) and not (run.run_dir / CHECKPOINT).exists():
-            shutil.rmtree(run.run_dir, ignore_errors=True)  # no half run directory: nothing in it can be resumed
+    except BaseException:  # an error, or a signal before the loop's handlers: no half run is left
+        if ck is None and not (run.run_dir / CHECKPOINT).exists():
+            _discard(run)  # nothing in it could be resumed
         raise
     _write_reports(run)
     if point_latest:
         reports.point_latest(run.run_dir)
     secs = time.perf_counter() - t_start
     state = run.state
-    log(f"best epoch {state.best_epoch + 1}: dev LOC entity F1 {state.best_f1:.4f} "
-        f"({_decision_text(state.threshold, 'threshold ')}); model in {run.run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
+    log(_final_line(run) + f"; model in {run.run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
     return TrainResult(run.run_dir, state.best_epoch, state.best_f1, state.history, secs)
+
+
+def _final_line(run: _Run) -> str:
+    """What was saved: the best epoch and its dev F1 and decision rule; without dev, the last epoch."""
+    state = run.state
+    if run.dev_data is None:
+        rule = _decision_text(run.cfg, 0.5, "threshold ").replace("0.500", "0.5, not tuned")
+        return f"no dev data: the model is the last epoch's ({state.best_epoch + 1}; {rule})"
+    return (f"best epoch {state.best_epoch + 1}: dev LOC entity F1 {state.best_f1:.4f} "
+            f"({_decision_text(run.cfg, state.threshold, 'threshold ')})")
 
 
 def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run:
@@ -256,6 +359,9 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
     t, mc = cfg.train, cfg.model
     train_sents = read_conll(cfg.data.train, cfg.data.scheme, strict=cfg.data.strict)
     dev_sents = read_conll(cfg.data.dev, cfg.data.scheme, strict=cfg.data.strict) if cfg.data.dev else None
+    _check_locations(cfg, "train", train_sents)
+    if dev_sents is not None:
+        _check_locations(cfg, "dev", dev_sents)
     n_train_tokens = sum(len(s.tokens) for s in train_sents)
     if t.batch_size > n_train_tokens:
         raise ConfigError(f"config: train.batch_size = {t.batch_size} is larger than the training data "
@@ -272,11 +378,10 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
         raise ConfigError(f"config: train.pos_weight = {t.pos_weight:g} weights windows; model.output: sentence "
                           "trains whole tag paths by their likelihood: set train.pos_weight to 1.0")
     if ck is None:
-        vocab, params, extra, created = _start(cfg, run_dir, train_sents, dev_sents, classes, gazetteer, log)
+        vocab, params, extra = _start(cfg, train_sents, dev_sents, classes, gazetteer, log)
         best, velocity, state = params.copy(), make_velocity(params) if t.momentum > 0 else None, LoopState()
     else:
-        vocab, params, best, velocity, state, extra, created = ck.vocab, ck.params, ck.best, ck.velocity, \
-            ck.state, ck.extra, False
+        vocab, params, best, velocity, state, extra = ck.vocab, ck.params, ck.best, ck.velocity, ck.state, ck.extra
     types = cfg.data.location_types
     train_data = labelled_data(train_sents, vocab, mc.radius, classes, types, gazetteer)
     dev_data = labelled_data(dev_sents, vocab, mc.radius, classes, types, gazetteer) if dev_sents else None
@@ -286,7 +391,7 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
         f"{len(dev_data.windows) if dev_data else 0:,} windows; {mc.task}, radius {mc.radius}, hidden {mc.hidden}, "
         f"{mc.activation}, {'fine-tuned' if cfg.embeddings.trainable else 'frozen'} vectors -> {run_dir}")
     run = _Run(cfg, run_dir, vocab, params, best, velocity, state, extra, classes, train_data, dev_data, recased,
-               gazetteer, created)
+               gazetteer)
     if mc.output == "sentence":
         run.starts = sentence.starts_of([len(s.tokens) for s in train_sents])
         run.tags = sentence.iob2_tag_ids(train_data.spans, np.diff(run.starts), classes)
@@ -308,11 +413,10 @@ def _gazetteer(cfg: Config, run_dir: Path, train_sents, resumed: bool, log) -> G
     return gazetteer
 
 
-def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str], gazetteer: Gazetteer | None,
-           log):
-    """A new run: vocabulary and vectors, fresh parameters, the run directory and its config.json.
+def _start(cfg: Config, train_sents, dev_sents, classes: list[str], gazetteer: Gazetteer | None, log):
+    """A new run: vocabulary and vectors, fresh parameters.
 
-    Returns (vocab, params, extra, created); extra holds the run's fixed facts for meta.json.
+    Returns (vocab, params, extra); extra holds the run's fixed facts for meta.json.
     """
     t, mc = cfg.train, cfg.model
     train_tokens = [list(s.tokens) for s in train_sents]
@@ -331,23 +435,42 @@ def _start(cfg: Config, run_dir: Path, train_sents, dev_sents, classes: list[str
     cov = {"train": coverage(train_tokens, kv, lowercase) if kv is not None else None,
            "dev": coverage([list(s.tokens) for s in dev_sents], kv, lowercase) if (kv is not None and dev_sents)
            else None}
-    extra = {"embeddings": prep.info, "coverage": cov, "train_sha256": file_sha256(cfg.data.train), "classes": classes}
-    created = not run_dir.exists()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
-                          f"give a directory path you can write to") from None
-    write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
-    if gazetteer is not None:
-        gazetteer.save(run_dir)  # --resume reads it back
+    extra = {"embeddings": prep.info, "coverage": cov, "train_sha256": file_sha256(cfg.data.train),
+             "dev_sha256": file_sha256(cfg.data.dev) if cfg.data.dev else None, "classes": classes}
     log(f"vocabulary {len(prep.vocab):,} words ({prep.info.get('source')}, d={prep.E.shape[1]}); "
         + (f"pretrained coverage: train tokens {cov['train']['tokens']:.1%} types {cov['train']['types']:.1%}"
            if cov["train"] else "no pretrained vectors")
         + (f", dev tokens {cov['dev']['tokens']:.1%} types {cov['dev']['types']:.1%}" if cov["dev"] else ""))
     # the pretrained KeyedVectors and prep.E (init_params copied it into params.E) are not needed any
     # more: with all 400k GloVe words they hold ~250 MB through the whole run (the caller keeps none)
-    return prep.vocab, params, extra, created
+    return prep.vocab, params, extra
+
+
+def _make_run_dir(run: _Run, log) -> None:
+    """Create the run directory (or, under --overwrite, clear the previous run in it) and write config.json."""
+    run_dir = run.run_dir
+    if run_dir.exists() and is_run(run_dir):  # choose_run_dir let it through: --overwrite
+        log(f"--overwrite: replacing the run in {run_dir}")
+        _clear_run(run_dir)
+    run.created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        run.created = False
+        raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
+                          f"give a directory path you can write to") from None
+    write_text_atomic(run_dir / "config.json", json.dumps(run.cfg.to_dict(), indent=1))
+    if run.gazetteer is not None:
+        run.gazetteer.save(run_dir)  # --resume reads it back
+
+
+def _discard(run: _Run) -> None:
+    """Remove what a run that never reached its first checkpoint wrote (never other files)."""
+    if run.created:
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+    elif run.run_dir.is_dir():
+        with contextlib.suppress(OSError):
+            _clear_run(run.run_dir)
 
 
 def _n_outputs(cfg: Config, classes: list[str]) -> int:
@@ -521,7 +644,8 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
                              threshold=t.threshold if t.threshold_rule == "fixed" else None,
                              smoothed=t.threshold_rule == "smoothed") if run.params.A is None
                   else sentence_dev_scores(s, run.dev_data, run.classes, run.params.A))
-        row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"],
+        binary = cfg.model.task == "binary"  # multiclass decides by the argmax: no threshold in the row
+        row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"] if binary else None,
                     **{f"token_{k}": scores["token"][k] for k in ("precision", "recall", "f1")},
                     **{f"entity_{k}": scores["entity"][k] for k in ("precision", "recall", "f1")}})
         improved = scores["entity"]["f1"] > state.best_f1
@@ -534,7 +658,7 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
         save_model(run.run_dir / MODEL_SUBDIR, run.best, run.vocab, _model_meta(run, scores), run.gazetteer)
     else:
         state.bad_epochs += 1
-    log(_epoch_line(row, improved))
+    log(_epoch_line(run.cfg, row, improved))
     if on_epoch is not None:
         on_epoch(row, improved)
     state.epoch, state.batch = epoch + 1, 0
@@ -557,18 +681,21 @@ def _model_meta(run: _Run, dev: dict | None) -> dict:
             "coverage": extra["coverage"], "embeddings": extra["embeddings"]}
 
 
-def _decision_text(threshold: float | None, prefix: str, digits: int = 3) -> str:
-    """How the model decides: its tuned threshold, or Viterbi for a sentence model (threshold None)."""
-    return "Viterbi" if threshold is None else f"{prefix}{threshold:.{digits}f}"
+def _decision_text(cfg: Config, threshold: float | None, prefix: str, digits: int = 3) -> str:
+    """How the model decides: Viterbi (a sentence model), the argmax (multiclass) or its threshold."""
+    if cfg.model.output == "sentence":
+        return "Viterbi"
+    return "argmax" if cfg.model.task != "binary" or threshold is None else f"{prefix}{threshold:.{digits}f}"
 
 
-def _epoch_line(row: dict, improved: bool) -> str:
+def _epoch_line(cfg: Config, row: dict, improved: bool) -> str:
     s = (f"epoch {row['epoch']:>3}  lr {row['lr']:.4g}  train J (with L2) {row['train_loss_with_l2']:.4f}"
          f"  data loss {row['train_data_loss']:.4f}")
     if "dev_data_loss" in row:
         s += (f"  dev data loss {row['dev_data_loss']:.4f}  LOC token P/R/F1 {row['token_precision']:.3f}/"
               f"{row['token_recall']:.3f}/{row['token_f1']:.3f}  entity P/R/F1 {row['entity_precision']:.3f}/"
-              f"{row['entity_recall']:.3f}/{row['entity_f1']:.3f}  " + _decision_text(row["threshold"], "t=", 2))
+              f"{row['entity_recall']:.3f}/{row['entity_f1']:.3f}  "
+              + _decision_text(cfg, row.get("threshold"), "t=", 2))
     return s + f"  {row['seconds']:.1f}s" + ("  *" if improved else "")
 
 

@@ -207,6 +207,22 @@ def check_window_ids(ids: np.ndarray, casing: np.ndarray | None, n_words: int, n
                              "the windows were built with another vocabulary")
 
 
+OTHER_LOC = "OTHER_LOC"  # the class of a type named LOC that is not among data.location_types
+
+
+def entity_class(type_: str, location_types: Sequence[str]) -> str:
+    """The class an entity type is learned as: "LOC" for every type in ``location_types``;
+    a type that happens to be named LOC but is not among them (``location_types: [GPE]``)
+    is just another type, OTHER_LOC, so that "LOC" always means the chosen location types.
+
+    >>> [entity_class(t, ["GPE"]) for t in ("GPE", "LOC", "PER")]
+    ['LOC', 'OTHER_LOC', 'PER']
+    """
+    if type_ in location_types:
+        return "LOC"
+    return OTHER_LOC if type_ == "LOC" else type_
+
+
 @dataclass
 class LabelledData:
     """A labelled file ready for training or evaluation.
@@ -236,7 +252,7 @@ def labelled_data(
     to "LOC" so the location figures mean the same thing in both tasks.
     """
     binary = list(classes) == ["O", "LOC"]
-    spans = [[(("LOC" if t in location_types else t), a, b) for t, a, b in entity_spans(s.tags)] for s in sentences]
+    spans = [[(entity_class(t, location_types), a, b) for t, a, b in entity_spans(s.tags)] for s in sentences]
     index = {c: i for i, c in enumerate(classes)}
     labels = []
     for sent, sent_spans in zip(sentences, spans):

@@ -25,12 +25,14 @@ from pathlib import Path
 
 try:
     from ner_window.artifact import load_model
-    from ner_window.errors import DataError, NerWindowError
+    from ner_window.errors import DataError, NerWindowError, WriteError
+    from ner_window.files import write_text_atomic
     from ner_window.evaluate import evaluate_file
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from ner_window.artifact import load_model
-    from ner_window.errors import DataError, NerWindowError
+    from ner_window.errors import DataError, NerWindowError, WriteError
+    from ner_window.files import write_text_atomic
     from ner_window.evaluate import evaluate_file
 
 COLUMNS = ("model", "data", "token P", "token R", "token F1", "entity P", "entity R", "entity F1",
@@ -85,12 +87,11 @@ def markdown_table(rows: list[dict]) -> str:
 def write_outputs(prefix: str, rows: list[dict], table: str) -> tuple[Path, Path]:
     """PREFIX.md (the table) and PREFIX.json ({"columns", "rows"}); DataError if they cannot be written."""
     md, js = Path(prefix + ".md"), Path(prefix + ".json")
-    try:
-        md.write_text(table, encoding="utf-8")
-        js.write_text(json.dumps({"columns": list(COLUMNS), "rows": rows}, indent=1) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"--out {prefix}: cannot write {e.filename} ({e.strerror}); "
-                        f"give a prefix in an existing, writable directory") from None
+    try:  # through files.py: each file whole or not at all
+        write_text_atomic(md, table)
+        write_text_atomic(js, json.dumps({"columns": list(COLUMNS), "rows": rows}, indent=1) + "\n")
+    except WriteError as e:
+        raise DataError(f"--out {prefix}: {e}") from None
     return md, js
 
 

@@ -302,6 +302,8 @@ def _damage(model: Path, case: str) -> str:
         return META_FILE
     if case == "future_format_version":
         meta["format_version"] = 99
+    elif case == "format_version_0":
+        meta["format_version"] = 0
     elif case == "vocabulary_longer_than_E":
         meta["vocab"].append("zzzunseen")
     elif case == "hidden_disagrees_with_W":
@@ -317,8 +319,8 @@ def _damage(model: Path, case: str) -> str:
     elif case == "location_types_missing":
         del meta["config"]["data"]["location_types"]
     (model / META_FILE).write_text(json.dumps(meta))
-    in_meta = ("future_format_version", "vocabulary_not_strings", "threshold_not_a_number", "classes_not_a_list",
-               "location_types_missing")
+    in_meta = ("future_format_version", "format_version_0", "vocabulary_not_strings", "threshold_not_a_number",
+               "classes_not_a_list", "location_types_missing")
     return META_FILE if case in in_meta else PARAMS_FILE
 
 
@@ -326,6 +328,7 @@ MODEL_CASES = {
     "missing_npz": "missing", "truncated_npz": "cannot be read", "npz_not_a_zip": "cannot be read",
     "npz_with_pickled_object": "cannot be read", "meta_not_json": "not valid JSON", "meta_missing": "missing",
     "meta_a_list": "JSON object", "future_format_version": "format version 99 is newer",
+    "format_version_0": "format version 0 is not one ner-window writes",
     "vocabulary_longer_than_E": "E has shape", "hidden_disagrees_with_W": "has shape",
     "radius_disagrees_with_W": "W has shape", "vocabulary_not_strings": "vocabulary",
     "npz_is_a_npy": "cannot be read", "threshold_not_a_number": "threshold = 'high' must be a number",
