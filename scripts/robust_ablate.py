@@ -91,7 +91,7 @@ def table(variants: dict[str, list[dict]], views: list[str]) -> str:
             cells.append(f"**{statistics.mean(f1):.3f}** ({min(f1):.3f}–{max(f1):.3f})")
         cells.append(f"{statistics.mean(r['dev_entity_f1'] for r in runs):.3f}")
         cells.append(", ".join(str(r["best_epoch"]) for r in runs))
-        cells.append(", ".join(f"{r['threshold']:.2f}" for r in runs))
+        cells.append(", ".join("Viterbi" if r["threshold"] is None else f"{r['threshold']:.2f}" for r in runs))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
