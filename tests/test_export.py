@@ -189,11 +189,12 @@ def test_the_file_is_a_checked_onnx_model_with_its_metadata(runs, tmp_path):
 
 @pytest.fixture(scope="module")
 def sentence_runs(tmp_path_factory, tiny_config):
-    """Tiny sentence-level models (model.output: sentence), binary (3 tags) and multiclass (9 tags)."""
+    """Tiny sentence-level models (model.output: sentence): binary (3 tags), and multiclass (9 tags) with the
+    GeoNames gazetteer folded into its casing ids (C has 3 x 8 rows)."""
     root = tmp_path_factory.mktemp("export-sentence")
-    for task in ("binary", "multiclass"):
-        train(tiny_config("model.output=sentence", f"model.task={task}", "train.epochs=2"), out_dir=root / task,
-              log=lambda s: None, point_latest=False)
+    for task, gazetteer in (("binary", "none"), ("multiclass", "geonames")):
+        train(tiny_config("model.output=sentence", f"model.task={task}", f"model.gazetteer={gazetteer}",
+                          "train.epochs=2"), out_dir=root / task, log=lambda s: None, point_latest=False)
     return root
 
 
@@ -230,7 +231,8 @@ def test_sentence_model_round_trip(sentence_runs, test_sentences, tmp_path, task
     model = load_model(sentence_runs / task)
     assert model.output == "sentence" and model.tags == tags
     export_model(model, tmp_path / "model.onnx")
-    w = make_windows(test_sentences, model.vocab, model.radius)
+    w = make_windows(test_sentences, model.vocab, model.radius, gazetteer=model.gazetteer)
+    assert (w.casing.max() >= len(CASING_CLASSES)) == (task == "multiclass")  # the gazetteer tags are in the ids
     session = ort.InferenceSession(str(tmp_path / "model.onnx"))
     assert [o.name for o in session.get_outputs()] == ["tag_scores", "transitions"]
     S, A = session.run(["tag_scores", "transitions"], {"ids": w.ids.astype(np.int64),
@@ -254,7 +256,7 @@ def test_sentence_model_decodes_from_the_exported_files_alone(sentence_runs, tes
     (graph_A,) = session.run(["transitions"], {"ids": np.zeros((0, 5), np.int64), "casing": np.zeros((0, 5), np.int64)})
     assert np.array_equal(A.astype(graph_A.dtype), graph_A)  # the JSON's A is the graph's, null = -inf
     model = load_model(sentence_runs / task)
-    w = make_windows(test_sentences, model.vocab, spec["radius"])
+    w = make_windows(test_sentences, model.vocab, spec["radius"], gazetteer=model.gazetteer)
     (S,) = session.run(["tag_scores"], {"ids": w.ids.astype(np.int64), "casing": w.casing.astype(np.int64)})
     ours, start = [], 0
     for sent in test_sentences:
