@@ -8,11 +8,16 @@ Two files are written side by side:
 * ``model.onnx``: the forward pass as an ONNX graph (onnx_graph.py).  Inputs: the window
   ids ``ids`` (N, 2m+1) and, when the model has casing vectors, the casing ids ``casing``
   (N, 2m+1), both int64.  Outputs: ``p`` (N,) P(location) for every task, and for a
-  multiclass model also ``probs`` (N, n_classes), the softmax over ``classes``.
+  multiclass model also ``probs`` (N, n_classes), the softmax over ``classes``.  A
+  sentence-level model (model.output: sentence) outputs ``tag_scores`` (N, T), s = U h + c
+  for the T IOB2 ``tags``, and ``transitions`` (T+1, T), its constant matrix A (row T the
+  start, -inf where IOB2 forbids the pair): the decision is a Viterbi path per sentence.
 * ``model.vocab.json``: everything another runtime needs to build those ids from text
   exactly as ner-window does (``runtime_spec``): the tokeniser's pattern, the words in
   row order, the lookup chain, the casing classes, the window layout and the decision
-  rule.  The README shows tagging with onnxruntime and this file alone.
+  rule; for a sentence-level model also its ``tags``, A again as ``transitions`` (JSON has
+  no -inf: null stands for it) and the Viterbi recursion.  The README shows tagging with
+  onnxruntime and this file alone.
 
 The graph builder needs the ``onnx`` extra; it is imported only when an export runs.
 """
@@ -22,6 +27,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 from .artifact import Model, load_model
@@ -72,19 +79,19 @@ def export_model(model_or_path: Model | str | os.PathLike, out: str | os.PathLik
         raise DataError(f"--out {out}: cannot write there (it is a directory, or its directory does not exist); "
                         f"give a file path such as model.onnx in an existing directory")
     model = model_or_path if isinstance(model_or_path, Model) else load_model(model_or_path)
-    if model.output == "sentence":
-        raise ModelError(f"{model.path}: is a sentence-level model (tag scores + transitions, decoded by Viterbi); "
-                         f"the ONNX export writes window models only (its 'A' in params.npz and meta.json "
-                         f"'decoding' say how to decode one); export a model trained with model.output: window")
-    if model.task == "multiclass" and "LOC" not in model.classes:
+    sentence = model.output == "sentence"
+    if not sentence and model.task == "multiclass" and "LOC" not in model.classes:
         raise ModelError(f"{model.path}: the classes {model.classes} have no LOC, so there is no P(location) "
                          f"to export; train with LOC among data.location_types")
     onnx_graph = _onnx_graph()
     spec = runtime_spec(model, out.name)
     metadata = {"ner_window.version": __version__, "ner_window.spec": spec_path(out).name,
                 "ner_window.task": model.task, "ner_window.classes": json.dumps(model.classes),
-                "ner_window.radius": str(model.radius), "ner_window.threshold": repr(model.threshold)}
-    proto = onnx_graph.build(model.params, model.activation, model.task, model.classes, metadata)
+                "ner_window.radius": str(model.radius), "ner_window.output": model.output,
+                **({"ner_window.tags": json.dumps(model.tags)} if sentence
+                   else {"ner_window.threshold": repr(model.threshold)})}
+    proto = onnx_graph.build(model.params, model.activation, "sentence" if sentence else model.task,
+                             model.tags if sentence else model.classes, metadata)
     write_bytes_atomic(out, proto.SerializeToString())
     write_bytes_atomic(spec_path(out), json.dumps(spec, ensure_ascii=False, indent=1).encode("utf-8"))
     return [out, spec_path(out)]
@@ -109,17 +116,21 @@ def runtime_spec(model: Model, onnx_file: str) -> dict:
     inputs = {"ids": f"int64 (N, {w}): window ids, row i = the ids of tokens i-{m} .. i+{m} of a sentence"}
     if has_casing:
         inputs["casing"] = f"int64 (N, {w}): the casing class ids of the same positions"
-    outputs = {"p": "float (N,): P(location) of each window's centre token"}
-    if model.task == "multiclass":
-        outputs["probs"] = f"float (N, {len(model.classes)}): softmax over classes"
-    decision = (f"binary: a token is LOC when p >= threshold ({model.threshold})" if model.task == "binary"
-                else "multiclass: a token gets classes[argmax(probs)]")
+    if model.output == "sentence":
+        head = _sentence_spec(model)
+    else:
+        outputs = {"p": "float (N,): P(location) of each window's centre token"}
+        if model.task == "multiclass":
+            outputs["probs"] = f"float (N, {len(model.classes)}): softmax over classes"
+        head = {"threshold": model.threshold, "outputs": outputs,
+                "decision": (f"binary: a token is LOC when p >= threshold ({model.threshold})"
+                             if model.task == "binary" else "multiclass: a token gets classes[argmax(probs)]"),
+                "entities": "runs of consecutive tokens with the same label other than O"}
     return {
         "format": "ner-window runtime spec", "format_version": SPEC_FORMAT_VERSION,
         "ner_window_version": __version__, "model": onnx_file,
-        "task": model.task, "classes": model.classes, "threshold": model.threshold, "decision": decision,
-        "entities": "runs of consecutive tokens with the same label other than O",
-        "radius": m, "window": w, "inputs": inputs, "outputs": outputs,
+        "task": model.task, "output": model.output, "classes": model.classes, **head,
+        "radius": m, "window": w, "inputs": inputs,
         "tokenizer": {
             "pattern": _TOKEN.pattern, "syntax": "Python re (no flags); \\w, \\d and \\s are Unicode classes",
             "rule": "the tokens of a text are the successive matches of pattern (Python: re.finditer); "
@@ -133,6 +144,29 @@ def runtime_spec(model: Model, onnx_file: str) -> dict:
         "casing_rules": [[CASING_CLASSES.index(name), name, rule] for name, rule in CASING_RULES],
         "words": model.vocab.to_list(),
         **({"gazetteer": _gazetteer_spec(model)} if model.gazetteer is not None else {}),
+    }
+
+
+def _sentence_spec(model: Model) -> dict:
+    """A sentence-level model's outputs, its tags, A as JSON (null = -inf) and the decoding (sentence.viterbi)."""
+    tags, A = model.tags, model.params.A
+    T = len(tags)
+    return {
+        "threshold": None,
+        "outputs": {"tag_scores": f"float (N, {T}): S[k, t], the score of tags[t] for window k (s = U h + c, "
+                                  f"no softmax)",
+                    "transitions": f"float ({T + 1}, {T}), the same for every input: A[i, j], the score of tags[i] "
+                                   f"followed by tags[j]; row {T}: the start of a sentence; -inf: a pair IOB2 "
+                                   f"forbids (I-c after anything but B-c or I-c)"},
+        "tags": tags,
+        "transitions": [[None if a == -np.inf else float(a) for a in row] for row in A],
+        "transitions_null": "null is -inf (JSON has no infinity): a pair that no path may take",
+        "decision": "Viterbi, per sentence (one line of text; its n windows in order): S = tag_scores (n, T), "
+                    "A = transitions (T+1, T); v_0(j) = A[T, j] + S[0, j]; v_k(j) = S[k, j] + max_i (v_(k-1)(i) "
+                    "+ A[i, j]), b_k(j) = the argmax i (the first on a tie); y_(n-1) = argmax_j v_(n-1)(j), "
+                    "y_(k-1) = b_k(y_k); token k gets tags[y_k]",
+        "entities": "a B-c tag starts an entity of class c, the I-c tags right after it continue it "
+                    "(B-LOC B-LOC is two entities)",
     }
 
 

@@ -10,11 +10,13 @@ The graph is the forward pass of model.py, one ONNX node per line of the lecture
     ---- output head (one per task) ----
     binary:      p = σ(s)                               Sigmoid, Squeeze                              (N,)
     multiclass:  probs = softmax(s),  p = probs[:, LOC] Softmax(axis=1), Gather(axis=1)            (N, n), (N,)
+    sentence:    tag_scores = s,  transitions = A       Identity, Identity (A a constant)            (N, T), (T+1, T)
 
-``window_scores`` builds everything up to s and ``HEADS[task]`` the rest, so a new
-kind of model (a sentence-level head that outputs tag scores and carries its
-transition matrix) is one more head.  Only export.py imports this module, and only
-when an export is asked for: it needs the ``onnx`` extra.
+``window_scores`` builds everything up to s and ``HEADS[head]`` the rest (``head`` is the
+task, or "sentence" for a sentence-level model).  A sentence-level model's decision needs the
+whole sentence (Viterbi over the tag scores and A, sentence.py), so its graph stops at the
+scores and hands out A as a second, constant output; the decoding is the caller's.  Only
+export.py imports this module, and only when an export is asked for: it needs the ``onnx`` extra.
 """
 
 from __future__ import annotations
@@ -70,14 +72,14 @@ def window_scores(g: Graph, params: Params, activation: str) -> str:
     return s
 
 
-def binary_head(g: Graph, s: str, classes: list[str]) -> None:
+def binary_head(g: Graph, s: str, params: Params, classes: list[str]) -> None:
     """p = σ(s), (N, 1) -> (N,)."""
     p1 = g.node("Sigmoid", [s], "p_column")
     g.node("Squeeze", [p1, g.constant("axis_1", np.array([1], dtype=np.int64))], "p")
     g.outputs.append(helper.make_tensor_value_info("p", g.elem, ["N"]))
 
 
-def multiclass_head(g: Graph, s: str, classes: list[str]) -> None:
+def multiclass_head(g: Graph, s: str, params: Params, classes: list[str]) -> None:
     """probs = softmax(s) (N, n_classes) and p = probs[:, LOC] (N,)."""
     probs = g.node("Softmax", [s], "probs", axis=1)
     g.node("Gather", [probs, g.constant("loc_index", np.array(classes.index("LOC"), dtype=np.int64))], "p", axis=1)
@@ -85,15 +87,33 @@ def multiclass_head(g: Graph, s: str, classes: list[str]) -> None:
     g.outputs.append(helper.make_tensor_value_info("probs", g.elem, ["N", len(classes)]))
 
 
-HEADS: dict[str, Callable[[Graph, str, list[str]], None]] = {"binary": binary_head, "multiclass": multiclass_head}
+def sentence_head(g: Graph, s: str, params: Params, tags: list[str]) -> None:
+    """tag_scores = s (N, T), S[k, t] = f(t | k) of sentence.py, and transitions = A (T+1, T), row T the start.
+
+    A is a constant (an initializer behind an Identity, since a graph output is a node's output):
+    the same matrix for every input, -inf where IOB2 forbids the pair, as params.npz holds it.
+    """
+    T = len(tags)
+    g.node("Identity", [s], "tag_scores")
+    g.node("Identity", [g.constant("A", params.A)], "transitions")
+    g.outputs.append(helper.make_tensor_value_info(
+        "tag_scores", g.elem, ["N", T], doc_string=f"S[k, t]: the score of tag t ({', '.join(tags)}) for window k"))
+    g.outputs.append(helper.make_tensor_value_info(
+        "transitions", g.elem, [T + 1, T], doc_string="A[i, j]: tag i followed by tag j; row T: the start; "
+                                                      "-inf: a pair IOB2 forbids"))
 
 
-def build(params: Params, activation: str, task: str, classes: list[str],
+HEADS: dict[str, Callable[[Graph, str, Params, list[str]], None]] = {
+    "binary": binary_head, "multiclass": multiclass_head, "sentence": sentence_head}
+
+
+def build(params: Params, activation: str, head: str, labels: list[str],
           metadata: dict[str, str]) -> onnx.ModelProto:
-    """The checked ONNX model of ``params``: window_scores, then the head of ``task``."""
+    """The checked ONNX model of ``params``: window_scores, then HEADS[head] ("binary", "multiclass" or
+    "sentence"); ``labels``: the classes, or a sentence model's tags."""
     g = Graph(helper.np_dtype_to_tensor_dtype(params.dtype), [], [], [], [])
     s = window_scores(g, params, activation)
-    HEADS[task](g, s, classes)
+    HEADS[head](g, s, params, labels)
     graph = helper.make_graph(g.nodes, "ner_window", g.inputs, g.outputs, initializer=g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="ner-window")

@@ -4,7 +4,9 @@ A worked example first (a one-unit network whose p is computed by hand), then
 the round trip on every window of the bundled test set for trained binary and
 multiclass models and for random models of every other shape (activation, no
 casing vectors, no output bias, float64): onnxruntime against predict_proba,
-max |Δp| <= 1e-5.  Then the vocabulary file: its tokeniser pattern, lookup chain
+max |Δp| <= 1e-5.  Sentence-level models: tag scores against predict_scores
+(max |ΔS| <= 1e-5), the transition matrix as saved, and a Viterbi written here
+from the exported files alone giving the Tagger's tags.  Then the vocabulary file: its tokeniser pattern, lookup chain
 and casing rules, as the README writes them, against ner-window's own; the
 README's onnxruntime example as written; the CLI and its errors.
 """
@@ -30,7 +32,7 @@ from ner_window.conll import read_conll
 from ner_window.errors import ConfigError, DataError, MissingExtraError, ModelError
 from ner_window.export import export_model, spec_path
 from ner_window.model import Params, init_params
-from ner_window.fast import predict_proba  # the project's own scoring
+from ner_window.fast import predict_proba, predict_scores  # the project's own scoring
 from ner_window.tagger import Tagger
 from ner_window.tokenize import token_spans
 from ner_window.train import train
@@ -180,6 +182,106 @@ def test_the_file_is_a_checked_onnx_model_with_its_metadata(runs, tmp_path):
     os.umask(umask)
     for path in written:  # the permissions of a plain open(), not those of the temporary file (0600)
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- a sentence-level model: tag scores and transitions, decoded from the exported files ------------
+
+
+@pytest.fixture(scope="module")
+def sentence_runs(tmp_path_factory, tiny_config):
+    """Tiny sentence-level models (model.output: sentence): binary (3 tags), and multiclass (9 tags) with the
+    GeoNames gazetteer folded into its casing ids (C has 3 x 8 rows)."""
+    root = tmp_path_factory.mktemp("export-sentence")
+    for task, gazetteer in (("binary", "none"), ("multiclass", "geonames")):
+        train(tiny_config("model.output=sentence", f"model.task={task}", f"model.gazetteer={gazetteer}",
+                          "train.epochs=2"), out_dir=root / task, log=lambda s: None, point_latest=False)
+    return root
+
+
+def viterbi_from_the_spec(S: np.ndarray, A: np.ndarray) -> list[int]:
+    """spec["decision"], line by line, for one sentence: S (n, T) tag scores, A (T+1, T) row T the start."""
+    T = S.shape[1]
+    v, back = A[T] + S[0], []
+    for k in range(1, len(S)):
+        cand = v[:, None] + A[:T]  # cand[i, j] = v_(k-1)(i) + A[i, j]
+        back.append(cand.argmax(axis=0))
+        v = S[k] + cand.max(axis=0)
+    path = [int(v.argmax())]
+    for b in reversed(back):
+        path.append(int(b[path[-1]]))
+    return path[::-1]
+
+
+def test_viterbi_from_the_spec_on_a_worked_example():
+    """Two tokens, tags (O, B, I), S = [[1, 0, 0], [0, 0, 2]], A = 0 but I after O or at the start = -inf.
+
+    Paths by hand: O O = 1, O B = 1, B I = 0 + 2 = 2, B B = 0, B O = 0, (O I, I *: -inf).  Best: B I.
+    """
+    A = np.array([[0, 0, -np.inf], [0, 0, 0], [0, 0, 0], [0, 0, -np.inf]])
+    assert viterbi_from_the_spec(np.array([[1.0, 0, 0], [0, 0, 2]]), A) == [1, 2]
+    assert viterbi_from_the_spec(np.array([[1.0, 0, 0], [0, 0, 0.5]]), A) == [0, 0]  # O O 1 > B I 0.5
+
+
+@pytest.mark.parametrize("task, tags", [
+    ("binary", ["O", "B-LOC", "I-LOC"]),
+    ("multiclass", ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]),
+])
+def test_sentence_model_round_trip(sentence_runs, test_sentences, tmp_path, task, tags):
+    """tag_scores = the project's own s on every window of the test set, and transitions = params.npz's A."""
+    model = load_model(sentence_runs / task)
+    assert model.output == "sentence" and model.tags == tags
+    export_model(model, tmp_path / "model.onnx")
+    w = make_windows(test_sentences, model.vocab, model.radius, gazetteer=model.gazetteer)
+    assert (w.casing.max() >= len(CASING_CLASSES)) == (task == "multiclass")  # the gazetteer tags are in the ids
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["tag_scores", "transitions"]
+    S, A = session.run(["tag_scores", "transitions"], {"ids": w.ids.astype(np.int64),
+                                                       "casing": w.casing.astype(np.int64)})
+    expected = predict_scores(model.params, w.ids, w.casing, model.activation)
+    assert S.shape == expected.shape == (conll_counts(TEST)[1], len(tags))
+    assert np.abs(S - expected).max() <= TOL
+    assert A.shape == (len(tags) + 1, len(tags)) and np.array_equal(A, model.params.A)  # -inf entries included
+    assert np.isneginf(A[0, 2]) and np.isneginf(A[len(tags), 2]) and np.isfinite(A[1, 2])  # no I-LOC after O
+
+
+@pytest.mark.parametrize("task, some_tags", [("binary", {"B-LOC", "I-LOC"}), ("multiclass", {"B-LOC", "I-LOC", "B-PER"})])
+def test_sentence_model_decodes_from_the_exported_files_alone(sentence_runs, test_sentences, tmp_path, task,
+                                                              some_tags):
+    """onnxruntime's scores + the spec's A, tags and rule give the Tagger's tags on every test sentence."""
+    export_model(sentence_runs / task, tmp_path / "model.onnx")
+    spec = json.loads(spec_path(tmp_path / "model.onnx").read_text(encoding="utf-8"))
+    assert spec["output"] == "sentence" and spec["threshold"] is None and "Viterbi" in spec["decision"]
+    A = np.array([[-np.inf if a is None else a for a in row] for row in spec["transitions"]])
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    (graph_A,) = session.run(["transitions"], {"ids": np.zeros((0, 5), np.int64), "casing": np.zeros((0, 5), np.int64)})
+    assert np.array_equal(A.astype(graph_A.dtype), graph_A)  # the JSON's A is the graph's, null = -inf
+    model = load_model(sentence_runs / task)
+    w = make_windows(test_sentences, model.vocab, spec["radius"], gazetteer=model.gazetteer)
+    (S,) = session.run(["tag_scores"], {"ids": w.ids.astype(np.int64), "casing": w.casing.astype(np.int64)})
+    ours, start = [], 0
+    for sent in test_sentences:
+        ours.append([spec["tags"][y] for y in viterbi_from_the_spec(S[start:start + len(sent)], A)])
+        start += len(sent)
+    labelled, begins = Tagger(model).label_tokens_and_begins(test_sentences)
+    theirs = [["O" if lab == "O" else ("B-" if b else "I-") + lab for lab, b in zip(labels, flags)]
+              for (labels, _), flags in zip(labelled, begins)]
+    assert ours == theirs
+    assert some_tags <= {t for tags in ours for t in tags}  # the paths are not all O: the decoding is exercised
+
+
+def test_a_sentence_model_file_says_what_its_outputs_are(sentence_runs, tmp_path):
+    export_model(sentence_runs / "binary", tmp_path / "model.onnx")
+    proto = onnx.load(str(tmp_path / "model.onnx"))
+    onnx.checker.check_model(proto)
+    docs = {o.name: o.doc_string for o in proto.graph.output}
+    assert "O, B-LOC, I-LOC" in docs["tag_scores"] and "row T: the start" in docs["transitions"]
+    assert [n.op_type for n in proto.graph.node][-2:] == ["Identity", "Identity"]  # no softmax or sigmoid
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["ner_window.output"] == "sentence" and json.loads(meta["ner_window.tags"]) == ["O", "B-LOC", "I-LOC"]
+    assert "ner_window.threshold" not in meta
+    spec = json.loads((tmp_path / "model.vocab.json").read_text(encoding="utf-8"))
+    assert set(spec["outputs"]) == {"tag_scores", "transitions"} and "B-c tag starts" in spec["entities"]
+    assert "null is -inf" in spec["transitions_null"] and [row[2] for row in spec["transitions"]][::3] == [None, None]
 
 
 # --- the vocabulary file builds the ids as ner-window does ---------------------------------

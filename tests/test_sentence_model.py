@@ -232,12 +232,22 @@ def test_a_sentence_model_without_its_transitions_is_refused(tmp_path):
         load_model(path)
 
 
-def test_export_refuses_a_sentence_model(tmp_path):
-    path = hand_model(tmp_path, [[0, 0, NEG], [0, 0, 0], [0, 0, 0], [0, 0, NEG]], [0.0, 1.0, 0.0])
+def test_export_writes_a_sentence_models_tag_scores_and_transitions(tmp_path):
+    """W = 0: every window's tag scores are c, and the second output is A as given (tests/test_export.py: trained)."""
+    import onnxruntime as ort
+
+    A = [[0, 0, NEG], [0.5, -1, 2], [0, 0, 1], [0, 0.3, NEG]]
+    path = hand_model(tmp_path, A, [0.2, 0.1, -0.4])
     out = subprocess.run([sys.executable, "-m", "ner_window.cli", "export", "--model", str(path), "--out",
                           str(tmp_path / "m.onnx")], capture_output=True, text=True)
-    assert out.returncode == 2 and "is a sentence-level model" in out.stderr and "Traceback" not in out.stderr
-    assert not (tmp_path / "m.onnx").exists()
+    assert out.returncode == 0, out.stderr
+    ids = np.array([[1, 3, 5], [3, 5, 2]], np.int64)  # "we paris": <s> we paris, we paris </s>
+    S, got_A = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"ids": ids, "casing": np.ones_like(ids)})
+    np.testing.assert_allclose(S, [[0.2, 0.1, -0.4]] * 2, atol=1e-7)
+    np.testing.assert_array_equal(got_A, np.array(A, dtype=np.float32))
+    spec = json.loads((tmp_path / "m.vocab.json").read_text())
+    assert spec["tags"] == ["O", "B-LOC", "I-LOC"]
+    assert spec["transitions"] == [[0, 0, None], [0.5, -1, 2], [0, 0, 1], [0, pytest.approx(0.3), None]]
 
 
 # --- explain ---------------------------------------------------------------------------------------
