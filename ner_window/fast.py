@@ -70,7 +70,7 @@ from .windows import check_window_ids, check_window_shape
 _scratch = threading.local()
 
 
-def _buffer(name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+def scratch_buffer(name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
     """A scratch array for (name, shape, dtype), reused across calls in this thread.
 
     Contents are garbage on return.  The few shapes a run uses (full and last
@@ -159,7 +159,7 @@ def _gather_into(params: Params, ids: np.ndarray, casing: np.ndarray | None, X: 
         # np.take into the strided column slices of X is slow (measured 870 µs for 4096
         # windows); taking into contiguous scratch and copying the slices takes 490 µs
         d_c, dt = params.d_c, params.dtype
-        e, c = _buffer("gather_e", (B, w, d), dt), _buffer("gather_c", (B, w, d_c), dt)
+        e, c = scratch_buffer("gather_e", (B, w, d), dt), scratch_buffer("gather_c", (B, w, d_c), dt)
         np.take(params.E, ids, axis=0, out=e, mode="clip")
         np.take(params.C, casing, axis=0, out=c, mode="clip")
         X3 = X.reshape(B, w, d + d_c)
@@ -419,9 +419,9 @@ def _forward_chunks(params: Params, ids: np.ndarray, casing: np.ndarray | None, 
         stop = min(N, start + batch_size)
         B = stop - start
         cas = None if casing is None else casing[start:stop]
-        X = _gather_into(params, ids[start:stop], cas, _buffer("pX", (B, D), dt))
-        h = _hidden_into(X, WT, params.b, activation, _buffer("pz", (B, H), dt))
-        write(_scores_into(h, U, c, _buffer("ps", (B, n_out), dt)), start, stop)
+        X = _gather_into(params, ids[start:stop], cas, scratch_buffer("pX", (B, D), dt))
+        h = _hidden_into(X, WT, params.b, activation, scratch_buffer("pz", (B, H), dt))
+        write(_scores_into(h, U, c, scratch_buffer("ps", (B, n_out), dt)), start, stop)
 
     starts = range(0, N, batch_size)
     threads = min(len(starts), min(4, os.cpu_count() or 1) if threads is None else threads)

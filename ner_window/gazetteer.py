@@ -87,26 +87,43 @@ class Gazetteer:
 
     def tags(self, tokens: Sequence[str], lengths: Sequence[int] | None = None) -> np.ndarray:
         """(n,) int32 tag per token (OUTSIDE / BEGINS / CONTINUES) of the flat token list ``tokens``,
-        matched within each sentence (``lengths``: tokens per sentence; default one sentence)."""
+        matched within each sentence (``lengths``: tokens per sentence; default one sentence).
+
+        Longest match, left to right: ``best[i]`` is the most tokens of a name starting at i
+        (single-token names by a table lookup, longer ones only where the first two keys begin
+        some name), then the matches are taken in order, each skipping those it covers."""
         n = len(tokens)
         out = np.zeros(n, dtype=np.int32)
-        key_of = {t: key(t) for t in set(tokens)}
-        starts = np.fromiter((key_of[t] in self.longest for t in tokens), dtype=bool, count=n)
-        if not starts.any():
+        if n == 0:
             return out
-        keys = [key_of[t] for t in tokens]
+        ix = self._index()
+        kid = np.fromiter(map(ix.key_ids.__getitem__, tokens), dtype=np.int64, count=n)  # -1: in no name
         ends = np.repeat(np.cumsum(lengths), lengths) if lengths is not None else np.full(n, n)
+        best = np.where(kid >= 0, ix.single[kid], False).astype(np.int64)  # the key alone is a name
+        pair = np.flatnonzero((kid[:-1] >= 0) & (kid[1:] >= 0) & (np.arange(1, n) < ends[:-1]))
+        if len(pair) and len(ix.pairs):
+            code = kid[pair] * len(ix.key_str) + kid[pair + 1]
+            at = np.minimum(np.searchsorted(ix.pairs, code), len(ix.pairs) - 1)
+            for i in pair[ix.pairs[at] == code].tolist():  # the first two keys begin a longer name
+                for size in ix.sizes[int(kid[i])]:  # most tokens first
+                    ids = kid[i:i + size]
+                    if i + size <= ends[i] and ids.min() >= 0 and \
+                            " ".join(ix.key_str[k] for k in ids.tolist()) in self.names:
+                        best[i] = size
+                        break
         covered = 0  # positions before this one are inside a name already matched
-        for i in np.flatnonzero(starts).tolist():
-            if i < covered:
-                continue
-            for size in range(min(self.longest[keys[i]], int(ends[i]) - i), 0, -1):
-                if " ".join(keys[i:i + size]) in self.names:
-                    out[i] = BEGINS
-                    out[i + 1:i + size] = CONTINUES
-                    covered = i + size
-                    break
+        for i in np.flatnonzero(best).tolist():
+            if i >= covered:
+                out[i] = BEGINS
+                out[i + 1:i + best[i]] = CONTINUES
+                covered = i + int(best[i])
         return out
+
+    def _index(self) -> "_Index":
+        """The lookup tables of ``tags``, built on first use (names are fixed once made)."""
+        if self.__dict__.get("_ix") is None:
+            self.__dict__["_ix"] = _Index.of(self.names)
+        return self.__dict__["_ix"]
 
     def save(self, directory: str | os.PathLike) -> Path:
         path = Path(directory) / FILE
@@ -133,6 +150,50 @@ class Gazetteer:
         if isinstance(longest, dict) and len(longest) <= len(names):  # saved with the names: no need to recount
             return cls(frozenset(names), longest, doc.get("info") or {})
         return cls.from_keys(names, doc.get("info") or {})
+
+
+class _KeyIds(dict):
+    """token -> id of its key among the names' keys, or -1; filled on first sight, emptied past 2**19."""
+
+    def __init__(self, key_id: dict[str, int]):
+        super().__init__()
+        self.key_id = key_id
+
+    def __missing__(self, token: str) -> int:
+        if len(self) >= 1 << 19:
+            self.clear()
+        i = self[token] = self.key_id.get(key(token), -1)
+        return i
+
+
+@dataclass
+class _Index:
+    """Gazetteer.tags' tables: the names' keys as ids, which keys are names alone (single), the
+    first two keys of every longer name as sorted codes k1 * n_keys + k2 (pairs), and per first
+    key the token counts of its longer names, most first (sizes)."""
+
+    key_str: list[str]
+    key_ids: _KeyIds
+    single: np.ndarray
+    pairs: np.ndarray
+    sizes: dict[int, tuple[int, ...]]
+
+    @classmethod
+    def of(cls, names: frozenset[str]) -> "_Index":
+        split = [name.split(" ") for name in names]
+        key_str = sorted({k for keys in split for k in keys})
+        key_id = {k: i for i, k in enumerate(key_str)}
+        single = np.zeros(len(key_str), dtype=bool)
+        pairs, sizes = set(), {}
+        for keys in split:
+            first = key_id[keys[0]]
+            if len(keys) == 1:
+                single[first] = True
+            else:
+                pairs.add(first * len(key_str) + key_id[keys[1]])
+                sizes.setdefault(first, set()).add(len(keys))
+        return cls(key_str, _KeyIds(key_id), single, np.array(sorted(pairs), dtype=np.int64),
+                   {k: tuple(sorted(v, reverse=True)) for k, v in sizes.items()})
 
 
 # --- compiling the names (training time only) -----------------------------------------------

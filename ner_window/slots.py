@@ -57,31 +57,16 @@ the matrix-product path (fast.predict_proba) the results agree to float32 roundi
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 
+from .fast import scratch_buffer
 from .model import ACTIVATIONS, Params, check_activation, sigmoid, softmax
 from .vocab import BOS_ID, EOS_ID
 from .windows import PAD, check_window_ids, check_window_shape
 
 DEFAULT_CACHE_BYTES = 64 * 2**20
 BATCH = 1024  # windows per gather: the (BATCH, w, H) float32 scratch stays ~2 MB
-
-_scratch = threading.local()
-
-
-def _buffer(name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """A scratch array reused across calls in this thread (contents are garbage on return)."""
-    cache = _scratch.__dict__.setdefault("buffers", {})
-    key = (name, shape, dtype)
-    a = cache.get(key)
-    if a is None:
-        if len(cache) >= 32:
-            cache.clear()
-        a = cache[key] = np.empty(shape, dtype)
-    return a
-
 
 class SlotScorer:
     """s for windows of a fixed model from cached slot projections (module docstring).
@@ -176,10 +161,10 @@ class SlotScorer:
     def _score_batch(self, R: np.ndarray, out: np.ndarray) -> None:
         w, H, dt = self.w, self.H, self.T.dtype
         B = len(R)
-        g = _buffer("g", (B, w, H), dt)
+        g = scratch_buffer("g", (B, w, H), dt)
         # rows of T are flat at r·w + k; mode="clip" only spares np.take a buffered copy (rows are in range)
         np.take(self.T.reshape(-1, H), (R * w + self._slot).reshape(-1), axis=0, out=g.reshape(B * w, H), mode="clip")
-        z = np.add(g[:, 0], g[:, 1], out=_buffer("z", (B, H), dt))
+        z = np.add(g[:, 0], g[:, 1], out=scratch_buffer("z", (B, H), dt))
         for k in range(2, w):
             z += g[:, k]  # z = Σ_k T_k[a_k] (b is in the centre rows), added in slot order
         h = ACTIVATIONS[self.activation](z, out=z)  # h = f(z)

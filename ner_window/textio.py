@@ -85,28 +85,24 @@ def read_lines(source, encoding: str | None = None) -> Iterator[str]:
 def read_pieces(source, encoding: str | None = None, max_chars: int | None = None) -> Iterator[Piece]:
     """The lines of ``source`` as Pieces of at most ``max_chars`` [MAX_PIECE_CHARS] characters
     (see the module docstring)."""
-    max_chars = MAX_PIECE_CHARS if max_chars is None else max_chars
-    if max_chars < 2:
-        raise ValueError(f"max_chars must be at least 2, got {max_chars}")
-    name = source_name(source)
-    stream, close = _open(source, name)
-    try:
-        yield from _pieces(_Decoder(stream, name, encoding), max_chars)
-    finally:
-        if close:
-            stream.close()
+    return _read(_pieces, source, encoding, max_chars)
 
 
 def read_blocks(source, encoding: str | None = None, max_chars: int | None = None) -> Iterator[list[str] | Piece]:
     """The lines of read_pieces(source, encoding, max_chars) in order: each run of lines that fit in
     one piece as a list of their texts, each piece of a longer line as its Piece."""
+    return _read(_blocks, source, encoding, max_chars)
+
+
+def _read(produce, source, encoding: str | None, max_chars: int | None) -> Iterator:
+    """``produce(decoder, max_chars)``'s items over ``source`` opened and decoded, closed at the end."""
     max_chars = MAX_PIECE_CHARS if max_chars is None else max_chars
     if max_chars < 2:
         raise ValueError(f"max_chars must be at least 2, got {max_chars}")
     name = source_name(source)
     stream, close = _open(source, name)
     try:
-        yield from _blocks(_Decoder(stream, name, encoding), max_chars)
+        yield from produce(_Decoder(stream, name, encoding), max_chars)
     finally:
         if close:
             stream.close()

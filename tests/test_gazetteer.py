@@ -45,6 +45,38 @@ def test_names_do_not_cross_sentences():
     assert GAZ.tags(["in", "new", "york", "city"], lengths=[2, 2]).tolist() == [O, O, B, O]
 
 
+def longest_match(names: set[tuple[str, ...]], tokens: list[str], lengths: list[int]) -> list[int]:
+    """The rule written as plainly as it reads: in each sentence, left to right, the longest name at
+    each position not yet covered (an independent reference for Gazetteer.tags' tables)."""
+    out, start = [], 0
+    for n in lengths:
+        keys = [t.lower().lstrip("#") if len(t) > 1 else t.lower() for t in tokens[start:start + n]]
+        tags, i = [O] * n, 0
+        while i < n:
+            size = max((k for k in range(1, n - i + 1) if tuple(keys[i:i + k]) in names), default=0)
+            if size:
+                tags[i:i + size] = [B] + [I] * (size - 1)
+            i += max(size, 1)
+        out += tags
+        start += n
+    return out
+
+
+def test_tags_follow_the_longest_match_rule_on_random_text():
+    names = {("new", "york"), ("new", "york", "city"), ("york",), ("rio", "de", "janeiro"), ("de",),
+             ("the", "hague"), ("the", "hague", "city", "centre"), ("city",), ("new", "south", "wales"),
+             ("south", "wales"), ("wales",), ("a", "b", "c", "d", "e", "f", "g")}
+    gaz = Gazetteer.from_names(names)
+    words = sorted({w for n in names for w in n}) + ["x", "New", "YORK", "#Rio", "#", "of"]
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        tokens = [str(w) for w in rng.choice(words, size=int(rng.integers(0, 40)))]
+        cuts = sorted(rng.choice(np.arange(1, len(tokens)), size=min(3, max(0, len(tokens) - 1)), replace=False)) \
+            if len(tokens) > 1 else []
+        lengths = np.diff([0, *cuts, len(tokens)]).tolist() if tokens else []
+        assert gaz.tags(tokens, lengths).tolist() == longest_match(names, tokens, lengths), (tokens, lengths)
+
+
 def sent(text, tags):
     return Sentence(tuple(text.split()), tuple(tags.split()))
 
