@@ -66,7 +66,7 @@ from .vocab import BOS_ID, EOS_ID
 from .windows import PAD, check_window_ids, check_window_shape
 
 DEFAULT_CACHE_BYTES = 64 * 2**20
-BATCH = 1024  # windows per gather: the (BATCH, w, H) float32 scratch stays ~2 MB
+BATCH = 2048  # windows per gather: two (BATCH, H) float32 scratch arrays, ~1.6 MB (1024: 7% slower, 8192: 30%)
 
 class SlotScorer:
     """s for windows of a fixed model from cached slot projections (module docstring).
@@ -161,12 +161,14 @@ class SlotScorer:
     def _score_batch(self, R: np.ndarray, out: np.ndarray) -> None:
         w, H, dt = self.w, self.H, self.T.dtype
         B = len(R)
-        g = scratch_buffer("g", (B, w, H), dt)
-        # rows of T are flat at r·w + k; mode="clip" only spares np.take a buffered copy (rows are in range)
-        np.take(self.T.reshape(-1, H), (R * w + self._slot).reshape(-1), axis=0, out=g.reshape(B * w, H), mode="clip")
-        z = np.add(g[:, 0], g[:, 1], out=scratch_buffer("z", (B, H), dt))
-        for k in range(2, w):
-            z += g[:, k]  # z = Σ_k T_k[a_k] (b is in the centre rows), added in slot order
+        flat = self.T.reshape(-1, H)
+        # rows of T are flat at r·w + k, one contiguous index column per slot; mode="clip" only spares
+        # np.take a buffered copy (rows are in range)
+        at = np.ascontiguousarray((R * w + self._slot).T)  # (w, B)
+        z, g = scratch_buffer("z", (B, H), dt), scratch_buffer("g", (B, H), dt)
+        np.take(flat, at[0], axis=0, out=z, mode="clip")
+        for k in range(1, w):
+            z += np.take(flat, at[k], axis=0, out=g, mode="clip")  # z = Σ_k T_k[a_k] (b in the centre rows)
         h = ACTIVATIONS[self.activation](z, out=z)  # h = f(z)
         for j, u_j in enumerate(self.U):  # s = uᵀh + c: numpy's own per-row loop (not BLAS: module docstring)
             np.einsum("bh,h->b", h, u_j, out=out[:, j])
