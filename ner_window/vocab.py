@@ -73,7 +73,7 @@ class Vocab:
         words = list(words)
         if tuple(words[:3]) != SPECIALS:
             raise ValueError(f"a vocabulary must start with {list(SPECIALS)}, got {words[:3]}")
-        index = {word: i for i, word in enumerate(words)}
+        index = dict(zip(words, range(len(words))))
         if len(index) != len(words):
             duplicates = sorted(w for w, n in Counter(words).items() if n > 1)
             raise ValueError(f"a vocabulary must not repeat words, repeated: {duplicates[:5]}")
@@ -122,7 +122,7 @@ class Vocab:
     @classmethod
     def from_list(cls, words) -> "Vocab":
         """Rebuild from `to_list()` output; a damaged list raises ModelError."""
-        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        if not isinstance(words, list) or not set(map(type, words)) <= {str}:  # one pass in C: loading is on the cold start
             raise ModelError(
                 "saved vocabulary is not a list of strings; the model directory is damaged, "
                 "save the model again"

@@ -66,7 +66,8 @@ def test_tags_follow_the_longest_match_rule_on_random_text():
     names = {("new", "york"), ("new", "york", "city"), ("york",), ("rio", "de", "janeiro"), ("de",),
              ("the", "hague"), ("the", "hague", "city", "centre"), ("city",), ("new", "south", "wales"),
              ("south", "wales"), ("wales",), ("a", "b", "c", "d", "e", "f", "g")}
-    gaz = Gazetteer.from_names(names)
+    gaz, tabled = Gazetteer.from_names(names), Gazetteer.from_names(names)
+    tabled._index()  # once built, the tables tag every input, however short (SCAN_BELOW scans without them)
     words = sorted({w for n in names for w in n}) + ["x", "New", "YORK", "#Rio", "#", "of"]
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -74,7 +75,9 @@ def test_tags_follow_the_longest_match_rule_on_random_text():
         cuts = sorted(rng.choice(np.arange(1, len(tokens)), size=min(3, max(0, len(tokens) - 1)), replace=False)) \
             if len(tokens) > 1 else []
         lengths = np.diff([0, *cuts, len(tokens)]).tolist() if tokens else []
-        assert gaz.tags(tokens, lengths).tolist() == longest_match(names, tokens, lengths), (tokens, lengths)
+        expected = longest_match(names, tokens, lengths)
+        assert gaz._tags_by_scan(tokens, lengths).tolist() == expected, (tokens, lengths)  # a sentence or two
+        assert tabled.tags(tokens, lengths).tolist() == expected, (tokens, lengths)  # the tables, built
 
 
 def sent(text, tags):
