@@ -213,6 +213,11 @@ class SlotScorer:
         special = self.type_ids(np.array([BOS_ID, EOS_ID]), np.array([PAD, PAD]))
         rows = self.rows(np.concatenate([types, special]))
         r_tok, bos, eos = rows[:-2], rows[-2], rows[-1]
+        if len(line_end) == 1:  # one line (a sentence, a request): its rows padded, every window a slice
+            seq = np.concatenate([np.full(m - (start - lo), bos, np.int32), r_tok,
+                                  np.full(m - (hi - stop), eos, np.int32)])
+            self._scores_of_rows(np.lib.stride_tricks.sliding_window_view(seq, self.w), out)
+            return
         pos = np.arange(start, stop)
         line = np.searchsorted(line_end, pos, side="right")  # line of each token
         first = np.where(line > 0, line_end[line - 1], 0)

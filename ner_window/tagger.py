@@ -43,7 +43,7 @@ from .sentence import decode, starts_of
 from .slots import SlotScorer
 from .textio import Piece
 from .tokenize import token_spans
-from .windows import make_windows
+from .windows import token_ids
 
 MODEL_ENV = "NER_WINDOW_MODEL"
 DEFAULT_MODEL = Path("runs") / "latest"
@@ -144,12 +144,12 @@ class Tagger:
         """(label_tokens' list, the entity-begins flags per sentence or None): a sentence model's
         B- tags, where a span starts even right after another one of its class (None for a
         window model, whose spans are the runs of equal labels)."""
-        windows = make_windows(sentences, self.model.vocab, self.model.radius, gazetteer=self.model.gazetteer)
-        if len(windows) == 0:
-            return [([], []) for _ in sentences], None
-        m, begins = self.model.radius, None
         lengths = np.fromiter(map(len, sentences), np.int64, len(sentences))
-        s = self.scorer.scores_lines(windows.ids[:, m], windows.casing[:, m], lengths)
+        if not lengths.sum():
+            return [([], []) for _ in sentences], None
+        begins = None
+        ids, casing = token_ids([t for s in sentences for t in s], lengths, self.model.vocab, self.model.gazetteer)
+        s = self.scorer.scores_lines(ids, casing, lengths)  # each token's window: slots.SlotScorer pads the lines
         if self.model.output == "sentence":
             decoded = decode(s, self.model.params.A, starts_of(lengths))
             decided, p, begins = decoded.classes, decoded.p, decoded.begins.tolist()

@@ -120,6 +120,16 @@ def test_lines_score_the_same_in_any_grouping():
         first = scorer.scores_lines(w.ids[:a, 2], w.casing[:a, 2], lengths[:b])
         second = SlotScorer(params, "tanh", cache_bytes=1).scores_lines(w.ids[a:, 2], w.casing[a:, 2], lengths[b:])
         np.testing.assert_array_equal(np.concatenate([first, second]), whole)
+    for i in range(60):  # each line alone (the one-line path: its padded rows, a slice per window)
+        a, b = int(ends[i] - lengths[i]), int(ends[i])
+        np.testing.assert_array_equal(scorer.scores_lines(w.ids[a:b, 2], w.casing[a:b, 2], lengths[i:i + 1]),
+                                      whole[a:b])
+    # one long line, scored in pieces of 58 tokens by a 64-row cache: the pieces' edges see their neighbours
+    long = [t for s in sentences for t in s][:700]
+    lw = make_windows([long], vocab, 2)
+    small = SlotScorer(params, "tanh", cache_bytes=1)
+    np.testing.assert_array_equal(small.scores_lines(lw.ids[:, 2], lw.casing[:, 2], np.array([len(long)])),
+                                  SlotScorer(params, "tanh").scores_windows(lw.ids, lw.casing))
 
 
 def test_the_cache_holds_at_most_cache_bytes():
