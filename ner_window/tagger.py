@@ -112,6 +112,7 @@ class Tagger:
         self.classes = model.classes
         self.threshold = model.threshold if threshold is None else float(threshold)
         self._scorer = scorer
+        self._known: dict[str, int] = {}  # token -> word id · 8 + casing class (windows.token_ids)
 
     @property
     def scorer(self) -> SlotScorer:
@@ -148,7 +149,10 @@ class Tagger:
         if not lengths.sum():
             return [([], []) for _ in sentences], None
         begins = None
-        ids, casing = token_ids([t for s in sentences for t in s], lengths, self.model.vocab, self.model.gazetteer)
+        if len(self._known) > 1 << 19:  # bounded; a new dict, so a thread using the old one keeps it whole
+            self._known = {}
+        ids, casing = token_ids([t for s in sentences for t in s], lengths, self.model.vocab, self.model.gazetteer,
+                                self._known)
         s = self.scorer.scores_lines(ids, casing, lengths)  # each token's window: slots.SlotScorer pads the lines
         if self.model.output == "sentence":
             decoded = decode(s, self.model.params.A, starts_of(lengths))
