@@ -7,8 +7,8 @@ API for other modules:
       .run(lines, write) -> Counts      the same for an iterable of lines
       .tag_chunk(lines) -> str          the output for a list of lines (no line breaks in them)
     ChunkTokenizer()(lines) -> Chunk    tokenize.token_spans for every line at once
-    Encoder(vocab, n_casing, gazetteer)(chunk) -> (word_ids, casing_ids)   tokens -> ids, and a
-                                        gazetteer model's tags (matched within each line)
+    Encoder(vocab, gazetteer)(chunk) -> (word_ids, casing_ids)   tokens -> ids (windows.token_ids),
+                                        and a gazetteer model's tags (matched within each line)
     label(tagger, s, chunk) -> (labels, p_location)            scores -> labels: decide (window model)
                                         or the Viterbi path of each line (sentence model)
 
@@ -49,29 +49,13 @@ from .tagger import TagWriter
 from .textio import Piece
 from .tokenize import _SEPARATOR, _TOKEN
 from .vocab import Vocab
-from .windows import CASING_CLASSES, casing_class
+from .windows import token_ids
 
 CHUNK_CHARS = 64 * 1024  # ~10k tokens of running text a chunk
 MAX_CACHED = 1 << 19  # entries in each per-token dictionary before it is emptied
 PIPELINE_FORMATS = ("text", "conll", "jsonl")
 
 _encode_json = json.encoder.encode_basestring  # json.dumps(str, ensure_ascii=False), in C
-
-
-class _Cache(dict):
-    """A dictionary that computes a missing value with ``compute`` (in C for the hits: map(d.__getitem__, ...))."""
-
-    def __init__(self, compute: Callable):
-        super().__init__()
-        self.compute = compute
-
-    def __missing__(self, key):
-        value = self[key] = self.compute(key)
-        return value
-
-    def trim(self) -> None:
-        if len(self) > MAX_CACHED:
-            self.clear()
 
 
 # ------------------------------------------------------------------ tokenize
@@ -248,23 +232,18 @@ class ChunkTokenizer:
 
 
 class Encoder:
-    """encode() with its dictionary token -> (word id, casing id), kept across chunks; with a
-    gazetteer, each token's tag (gazetteer.Gazetteer.tags over its line) is folded into its
-    casing id as windows.make_windows does (casing class + 8 x tag)."""
+    """encode() = windows.token_ids over a chunk's tokens (a gazetteer model's tags matched within each
+    line), with its dictionary token -> word id · 8 + casing class kept across chunks."""
 
-    def __init__(self, vocab: Vocab, n_casing: int, gazetteer=None):
-        K = max(1, n_casing)
-        self.K, self.gazetteer = K, gazetteer
-        self.codes = _Cache(lambda t: vocab.lookup(t) * K + casing_class(t))
+    def __init__(self, vocab: Vocab, gazetteer=None):
+        self.vocab, self.gazetteer = vocab, gazetteer
+        self.known: dict[str, int] = {}
 
     def __call__(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
-        """(word_ids, casing_ids), (N,) int64 each, for the chunk's tokens."""
-        self.codes.trim()
-        code = _array(map(self.codes.__getitem__, chunk.tokens), np.int64)
-        word_ids, casing_ids = np.divmod(code, self.K)
-        if self.gazetteer is not None:
-            casing_ids += len(CASING_CLASSES) * self.gazetteer.tags(chunk.tokens, chunk.lengths)
-        return word_ids, casing_ids
+        """(word_ids, casing_ids), (N,) int32 each, for the chunk's tokens."""
+        if len(self.known) > MAX_CACHED:
+            self.known = {}
+        return token_ids(chunk.tokens, chunk.lengths, self.vocab, self.gazetteer, self.known)
 
 
 def label(tagger, s: np.ndarray, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
@@ -431,8 +410,7 @@ class LinePipeline:
             raise ValueError(f"unknown format {fmt!r}; the pipeline writes {', '.join(PIPELINE_FORMATS)}")
         self.tagger, self.fmt = tagger, fmt
         self.tokenize = ChunkTokenizer()
-        params = tagger.model.params
-        self.encode = Encoder(tagger.model.vocab, 0 if params.C is None else params.C.shape[0], tagger.model.gazetteer)
+        self.encode = Encoder(tagger.model.vocab, tagger.model.gazetteer)
 
     def tag_chunk(self, lines: Sequence[str]) -> str:
         """The output for ``lines`` (no line breaks in them), each line's output ending in a line break."""

@@ -90,10 +90,25 @@ def random_sentence_model(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module", params=["trained", "random", "sentence+gazetteer"])
-def tagger(request, tiny_model_dir, random_model, random_sentence_model):
-    return Tagger.load({"trained": tiny_model_dir, "random": random_model,
-                        "sentence+gazetteer": random_sentence_model}[request.param])
+@pytest.fixture(scope="module")
+def random_plain_model(tmp_path_factory):
+    """A random binary model without casing vectors (model.casing: false): word ids alone."""
+    words = sorted({ln.split()[0].lower() for ln in (ROOT / "data" / "dev.txt").read_text(encoding="utf-8").splitlines()
+                    if ln.strip()})
+    vocab = Vocab([*SPECIALS, *words])
+    params = init_params(len(vocab), 6, 2, 5, n_casing=0, d_c=0, n_classes=1, rng=np.random.default_rng(2))
+    meta = {"config": {"data": {"scheme": "iob2", "location_types": ["LOC"]}, "train": {"loss": "bce"},
+                       "model": {"task": "binary", "radius": 2, "hidden": 5, "activation": "tanh", "casing": False}},
+            "classes": ["O", "LOC"], "threshold": 0.5}
+    path = tmp_path_factory.mktemp("random-plain") / "model"
+    save_model(path, params, vocab, meta)
+    return path
+
+
+@pytest.fixture(scope="module", params=["trained", "random", "sentence+gazetteer", "no casing"])
+def tagger(request, tiny_model_dir, random_model, random_sentence_model, random_plain_model):
+    return Tagger.load({"trained": tiny_model_dir, "random": random_model, "sentence+gazetteer": random_sentence_model,
+                        "no casing": random_plain_model}[request.param])
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
