@@ -38,7 +38,7 @@ import codecs
 import os
 import re
 import sys
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import BinaryIO, Generator, Iterator, NamedTuple
 
 from .errors import DataError
 
@@ -211,17 +211,12 @@ def _pieces(decoder: _Decoder, max_chars: int) -> Iterator[Piece]:
         buf = lines.pop()
         for line in lines:
             line = line[:-1] if line.endswith("\r") else line
-            while len(line) > max_chars:
-                cut = _cut(line, max_chars)
-                yield Piece(line[:cut], start, False)
-                line, start = line[cut:], start + cut
+            line, start = yield from _cut_pieces(line, start, max_chars)
             yield Piece(line, start, True)
             decoder.line_done()
             start = 0
-        while len(buf) > max_chars:  # its last character stays: it may be a \r before the next block's \n
-            cut = _cut(buf, max_chars)
-            yield Piece(buf[:cut], start, False)
-            buf, start = buf[cut:], start + cut
+        # its last character stays: it may be a \r before the next block's \n
+        buf, start = yield from _cut_pieces(buf, start, max_chars)
     if buf or start:
         yield Piece(buf[:-1] if buf.endswith("\r") else buf, start, True)
         decoder.line_done()
@@ -243,10 +238,8 @@ def _blocks(decoder: _Decoder, max_chars: int) -> Iterator[list[str] | Piece]:
             yield lines
         if lines:  # the line that ``start`` belonged to has ended
             start = 0
-        while len(buf) > max_chars:  # its last character stays: it may be a \r before the next block's \n
-            cut = _cut(buf, max_chars)
-            yield Piece(buf[:cut], start, False)
-            buf, start = buf[cut:], start + cut
+        # its last character stays: it may be a \r before the next block's \n
+        buf, start = yield from _cut_pieces(buf, start, max_chars)
     if buf or start:
         line = buf[:-1] if buf.endswith("\r") else buf
         decoder.line_done()
@@ -265,15 +258,22 @@ def _blocks_of(lines: list[str], start: int, decoder: _Decoder, max_chars: int) 
         if whole:
             yield whole
             whole = []
-        while len(line) > max_chars:
-            cut = _cut(line, max_chars)
-            yield Piece(line[:cut], start, False)
-            line, start = line[cut:], start + cut
+        line, start = yield from _cut_pieces(line, start, max_chars)
         decoder.line_done()
         yield Piece(line, start, True)
         start = 0
     if whole:
         yield whole
+
+
+def _cut_pieces(text: str, start: int, max_chars: int) -> Generator[Piece, None, tuple[str, int]]:
+    """Yield the leading pieces of ``text`` (at offset ``start`` of its line) while it is longer than
+    max_chars, each cut by _cut; return what is left of it and that rest's offset."""
+    while len(text) > max_chars:
+        cut = _cut(text, max_chars)
+        yield Piece(text[:cut], start, False)
+        text, start = text[cut:], start + cut
+    return text, start
 
 
 def _cut(text: str, max_chars: int) -> int:
