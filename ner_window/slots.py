@@ -66,6 +66,7 @@ from .vocab import BOS_ID, EOS_ID
 from .windows import PAD, check_window_ids, check_window_shape
 
 DEFAULT_CACHE_BYTES = 64 * 2**20
+SMALL = 256  # tokens: a line this short is scored by one gather (_score_small), not in batches
 BATCH = 2048  # windows per gather: two (BATCH, H) float32 scratch arrays, ~1.6 MB (1024: 7% slower, 8192: 30%)
 
 class SlotScorer:
@@ -96,6 +97,8 @@ class SlotScorer:
         self.n_rows = 0
         self.refills = 0  # how often the cache was emptied (for the benchmark)
         self._slot = np.arange(self.w, dtype=np.int64)
+        self._special = self.type_ids(np.array([BOS_ID, EOS_ID]), np.array([PAD, PAD]))  # <s>, </s> with pad casing
+        self._windows: dict[int, np.ndarray] = {}  # _window_at's cache, n <= SMALL + 2m
 
     # ------------------------------------------------------------------ rows of T
 
@@ -175,6 +178,28 @@ class SlotScorer:
             if self.c is not None:
                 out[:, j] += self.c[j]
 
+    def _score_small(self, seq: np.ndarray, out: np.ndarray) -> None:
+        """_score_batch for the n = len(seq) - w + 1 windows of one short line, whose slot k of window i
+        holds row seq[i + k]: one gather of the (n, w) rows and one sum over the slots, in slot order
+        as _score_batch adds them (the same numbers, tests/test_slots.py), at a third of the calls."""
+        n = len(seq) - self.w + 1
+        at = seq[self._window_at(n)]  # (n, w) rows of T
+        at *= self.w
+        at += self._slot  # flat rows r·w + k
+        z = np.add.reduce(np.take(self.T.reshape(-1, self.H), at, axis=0), axis=1)  # z = Σ_k T_k[a_k] (b: centre)
+        h = ACTIVATIONS[self.activation](z, out=z)  # h = f(z)
+        for j, u_j in enumerate(self.U):  # s = uᵀh + c, as in _score_batch
+            np.einsum("bh,h->b", h, u_j, out=out[:, j])
+            if self.c is not None:
+                out[:, j] += self.c[j]
+
+    def _window_at(self, n: int) -> np.ndarray:
+        """(n, w) int32 i + k: where window i's slot k sits in a padded line (cached per n)."""
+        at = self._windows.get(n)
+        if at is None:
+            at = self._windows[n] = np.arange(n, dtype=np.int32)[:, None] + self._slot.astype(np.int32)
+        return at
+
     def scores_windows(self, ids: np.ndarray, casing: np.ndarray | None) -> np.ndarray:
         """s for (N, w) windows of word ids and casing ids, as fast.predict_scores: (N,) or (N, n_classes)."""
         p = self.params
@@ -210,13 +235,15 @@ class SlotScorer:
         m = self.m
         lo, hi = max(0, start - m), min(len(word_ids), stop + m)
         types = self.type_ids(word_ids[lo:hi], None if casing_ids is None else casing_ids[lo:hi])
-        special = self.type_ids(np.array([BOS_ID, EOS_ID]), np.array([PAD, PAD]))
-        rows = self.rows(np.concatenate([types, special]))
+        rows = self.rows(np.concatenate([types, self._special]))
         r_tok, bos, eos = rows[:-2], rows[-2], rows[-1]
-        if len(line_end) == 1:  # one line (a sentence, a request): its rows padded, every window a slice
+        if len(line_end) == 1:  # one line (a sentence, a request): its rows padded, window i = seq[i:i + w]
             seq = np.concatenate([np.full(m - (start - lo), bos, np.int32), r_tok,
                                   np.full(m - (hi - stop), eos, np.int32)])
-            self._scores_of_rows(np.lib.stride_tricks.sliding_window_view(seq, self.w), out)
+            if stop - start <= SMALL:
+                self._score_small(seq, out)
+            else:
+                self._scores_of_rows(np.lib.stride_tricks.sliding_window_view(seq, self.w), out)
             return
         pos = np.arange(start, stop)
         line = np.searchsorted(line_end, pos, side="right")  # line of each token
