@@ -20,6 +20,17 @@ from .errors import NerWindowError
 
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+_BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def _blas_one_thread() -> None:
+    """Before numpy loads: one OpenBLAS thread for the tagging commands, unless the user chose.
+
+    Tagging multiplies no matrices (slots.py gathers and adds rows; tagger.py, pipeline.py), so
+    OpenBLAS's thread pool is only start-up cost there: 50-90 ms of a cold `predict` on 2 cores
+    (scripts/cold_start.py).  Training and evaluate keep the library's default."""
+    if "numpy" not in sys.modules and not any(v in os.environ for v in _BLAS_THREAD_VARS):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
 class _Group(click.Group):
@@ -172,6 +183,7 @@ def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors,
               help="Tag LOC where P(location) >= this [the model's, tuned on dev]; binary models only.")
 def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
     """Tag TEXT (or --file, or stdin) and mark the locations.  Every token's p is P(location)."""
+    _blas_one_thread()
     from .errors import DataError
     from .files import Signalled, line_writer
     from .tagger import TagWriter, Tagger
@@ -228,6 +240,7 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
               help="Tag LOC where P(location) >= this [the model's]; binary models only.")
 def tag(inputs, out_dir, model_dir, fmt, workers, scheduler, partition_mb, encoding, threshold) -> None:
     """Tag every line of INPUT files or globs into --out DIR, one part file per partition."""
+    _blas_one_thread()
     from .corpus_tag import run
     from .files import Signalled
 
@@ -362,6 +375,7 @@ def export(model_dir, fmt, out) -> None:
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(model_dir, host, port, workers, access_log) -> None:
     """Serve the page at / and the JSON API (/v1/tag, /v1/explain, /v1/model) over HTTP."""
+    _blas_one_thread()
     try:
         from .serve import run
     except ImportError as e:
