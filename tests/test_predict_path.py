@@ -104,6 +104,29 @@ def test_predict_file_imports_no_heavy_module(model_dir, tmp_path):
     assert loaded == "LOADED []"
 
 
+def blas_threads_after_predict(model_dir, **env) -> str:
+    """OPENBLAS_NUM_THREADS as OpenBLAS read it in a fresh `ner-window predict` run with ``env``."""
+    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONSTARTUP", *BLAS_VARS)}
+    code = ("import os, sys\n"
+            f"sys.argv = ['ner-window', 'predict', '--model', {str(model_dir)!r}, 'museums in Paris']\n"
+            "from ner_window.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                         env={**base, **env})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def test_predict_starts_blas_with_one_thread_unless_the_user_chose(model_dir):
+    assert blas_threads_after_predict(model_dir) == "BLAS 1"  # tagging multiplies no matrices
+    assert blas_threads_after_predict(model_dir, OPENBLAS_NUM_THREADS="2") == "BLAS 2"
+    assert blas_threads_after_predict(model_dir, OMP_NUM_THREADS="2") == "BLAS None"  # the user's OMP setting stands
+
+
 def test_help_imports_neither_numpy_nor_any_heavy_module():
     out, loaded = run_cli(["--help"], ("numpy", *HEAVY))
     assert out.returncode == 0, out.stderr
