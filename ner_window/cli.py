@@ -144,7 +144,7 @@ def train(config_path, out_dir, overwrite, overrides, resume) -> None:
 @click.option("--location-types", "location_types", metavar="TYPE[,TYPE]", default=None,
               help="Gold entity types that are locations, e.g. location or GPE,LOC,FAC [the model's data.location_types].")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Tag LOC where P(location) >= this [the model's, tuned on dev]; binary models only.")
+              help="Tag LOC where P(location) >= this [the model's: fixed by its config or tuned on dev]; binary models only.")
 def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors, strict, location_types,
              threshold) -> None:
     """Score a saved model on a labelled file: LOC token and entity P/R/F1."""
@@ -180,7 +180,7 @@ def evaluate(model_dir, data_path, scheme, fmt, predictions, pr_curve, n_errors,
 @click.option("--format", "fmt", type=click.Choice(["text", "conll", "json", "jsonl"]), default="text", show_default=True,
               help="json: one document (TEXT: an object; --file or stdin: an array, one object a line).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Tag LOC where P(location) >= this [the model's, tuned on dev]; binary models only.")
+              help="Tag LOC where P(location) >= this [the model's: fixed by its config or tuned on dev]; binary models only.")
 def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
     """Tag TEXT (or --file, or stdin) and mark the locations.  Every token's p is P(location)."""
     _blas_one_thread()

@@ -185,6 +185,7 @@ def model_info(model: Model) -> dict:
     return {
         "path": str(model.path), "task": model.task, "output": model.output, "classes": model.classes,
         "threshold": model.threshold if model.task == "binary" and model.output == "window" else None,
+        "threshold_rule": model.config.train.threshold_rule,  # "tuned" on dev, or "fixed" by the config
         "radius": model.radius, "window": params.window, "d": params.d, "d_c": params.d_c,
         "D": int(params.W.shape[1]), "hidden": params.hidden, "activation": model.activation,
         "vocab_size": len(model.vocab), "dtype": str(params.dtype),

@@ -128,6 +128,7 @@ def test_model_describes_the_model_from_its_meta(client, tiny_model_dir):
     info = client.get("/v1/model").json()
     assert info["path"] == str(tiny_model_dir / "model")
     assert (info["task"], info["classes"], info["threshold"]) == ("binary", ["O", "LOC"], meta["threshold"])
+    assert info["threshold_rule"] == meta["config"]["train"]["threshold_rule"] == "tuned"  # configs/tiny.yaml
     assert info["train_data_sha256"] == meta["train_data_sha256"] and len(info["train_data_sha256"]) == 64
     assert info["dev_metrics"] == meta["dev_metrics"] and info["best_epoch"] == meta["best_epoch"]
     # configs/tiny.yaml: radius 2, H = 16, tanh, casing_dim 4, GloVe d = 50

@@ -51,7 +51,8 @@
       slider.disabled = false;
       slider.value = String(m.threshold);
       $("threshold-note").textContent = `A token is a location where P(location) ≥ the threshold ` +
-        `(this model's, tuned on dev: ${R.fmt(m.threshold)}). Moving it re-marks the text from the ` +
+        `(this model's, ${m.threshold_rule === "fixed" ? "fixed by its config" : "tuned on dev"}: ` +
+        `${R.fmt(m.threshold)}). Moving it re-marks the text from the ` +
         `probabilities already returned.`;
     } else {
       slider.disabled = true;
