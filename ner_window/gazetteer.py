@@ -101,18 +101,19 @@ class Gazetteer:
         if n == 0:
             return out
         ix = self._index()
-        kid = np.fromiter(map(ix.key_ids.__getitem__, tokens), dtype=np.int64, count=n)  # -1: in no name
+        kids = list(map(ix.key_ids.__getitem__, tokens))  # -1: in no name (a list first: fromiter on a map is slower)
+        kid = np.fromiter(kids, dtype=np.int64, count=n)
         ends = np.repeat(np.cumsum(lengths), lengths) if lengths is not None else np.full(n, n)
         best = np.where(kid >= 0, ix.single[kid], False).astype(np.int64)  # the key alone is a name
         pair = np.flatnonzero((kid[:-1] >= 0) & (kid[1:] >= 0) & (np.arange(1, n) < ends[:-1]))
         if len(pair) and len(ix.pairs):
             code = kid[pair] * len(ix.key_str) + kid[pair + 1]
             at = np.minimum(np.searchsorted(ix.pairs, code), len(ix.pairs) - 1)
-            for i in pair[ix.pairs[at] == code].tolist():  # the first two keys begin a longer name
-                for size in ix.sizes[int(kid[i])]:  # most tokens first
-                    ids = kid[i:i + size]
-                    if i + size <= ends[i] and ids.min() >= 0 and \
-                            " ".join(ix.key_str[k] for k in ids.tolist()) in self.names:
+            begin = pair[ix.pairs[at] == code]  # the first two keys begin a longer name
+            for i, end in zip(begin.tolist(), ends[begin].tolist()):
+                for size in ix.sizes[kids[i]]:  # most tokens first
+                    ids = kids[i:i + size]
+                    if i + size <= end and -1 not in ids and " ".join([ix.key_str[k] for k in ids]) in self.names:
                         best[i] = size
                         break
         covered = 0  # positions before this one are inside a name already matched
