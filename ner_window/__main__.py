@@ -1,5 +1,5 @@
 """``python -m ner_window``: the same command line as ``ner-window``."""
 
-from .cli import main
+from .cli import console_main
 
-main()
+console_main()

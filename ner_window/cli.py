@@ -218,6 +218,7 @@ def predict(text, file, encoding, model_dir, fmt, threshold) -> None:
     except Signalled as e:  # counted once the writer has written out what it holds
         e.done = f"{out.lines:,} complete lines written to {out.name}"
         raise
+    _ENDED.append("predict")  # written and closed: console_main may end the process at once
 
 
 # --- tag ---------------------------------------------------------------------------------
@@ -390,5 +391,30 @@ def main() -> None:
     cli(prog_name="ner-window")
 
 
+_ENDED: list[str] = []  # commands whose work is done and written, so the process may end at once
+
+
+def console_main() -> None:
+    """The ``ner-window`` program: ``main()``, then, after a successful ``predict``, the end of the
+    process without the interpreter's teardown (os._exit once stdout and stderr are flushed).
+
+    Freeing the model's ~100k objects and every module at exit cost ~38 ms of CPU, 12% of a
+    cold ``predict`` (median of 15 interleaved runs).  By then predict has written and closed
+    its output, and it starts no thread, child or temporary file that would need an exit
+    handler.  Any other command, and any error, exits the ordinary way.  ``main()`` itself
+    never does this (tests and other programs call it and carry on)."""
+    try:
+        main()
+    except SystemExit as e:
+        if _ENDED and e.code in (0, None):
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except (OSError, ValueError):  # a closed or broken stream: let Python report it as usual
+                raise e from None
+            os._exit(0)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

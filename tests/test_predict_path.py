@@ -127,6 +127,37 @@ def test_predict_starts_blas_with_one_thread_unless_the_user_chose(model_dir):
     assert blas_threads_after_predict(model_dir, OMP_NUM_THREADS="2") == "BLAS None"  # the user's OMP setting stands
 
 
+def test_the_program_ends_at_once_after_predict_with_all_its_output(model_dir, tmp_path):
+    """console_main (the `ner-window` program) skips the interpreter's teardown after a successful
+    predict: every line is still written, through a pipe, and the exit code is 0; an error exits 2."""
+    path = tmp_path / "in.txt"
+    path.write_text("museums in Paris are amazing\n" * 20_000, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    for fmt in ("text", "jsonl"):
+        out = subprocess.run([sys.executable, "-m", "ner_window.cli", "predict", "--model", str(model_dir),
+                              "--file", str(path), "--format", fmt], capture_output=True, text=True, timeout=120,
+                             cwd=ROOT, env=env)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.count("\n") == 20_000 and out.stdout.endswith("\n")
+    bad = subprocess.run([sys.executable, "-m", "ner_window.cli", "predict", "--model", str(tmp_path / "none"), "x"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert bad.returncode == 2 and "no model here" in bad.stderr
+
+
+def test_only_a_successful_predict_skips_the_exit_handlers(model_dir, tmp_path):
+    def exit_handlers_ran(argv: list[str]) -> bool:
+        code = ("import atexit, sys\n"
+                "atexit.register(lambda: print('TEARDOWN'))\n"
+                f"sys.argv = {['ner-window', *argv]!r}\n"
+                "from ner_window.cli import console_main\n"
+                "console_main()\n")
+        return "TEARDOWN" in run_python(code).stdout
+
+    assert not exit_handlers_ran(["predict", "--model", str(model_dir), "museums in Paris"])
+    assert exit_handlers_ran(["predict", "--model", str(tmp_path / "none"), "museums in Paris"])  # an error
+    assert exit_handlers_ran(["data", "stats", str(tmp_path / "none.txt")])  # another command
+
+
 def test_help_imports_neither_numpy_nor_any_heavy_module():
     out, loaded = run_cli(["--help"], ("numpy", *HEAVY))
     assert out.returncode == 0, out.stderr
