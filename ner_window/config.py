@@ -49,7 +49,7 @@ class DataConfig:
     train_extra_scheme: str = knob("iob2", "tag scheme of the data.train_extra files",
                                    choices=("iob1", "iob2", "io", "bioes", "auto"))
     clean_tokens: bool = knob(False, "tab-separated lines: remove whitespace inside a token and drop empty "
-                              "tokens instead of rejecting the line (the Broad Twitter Corpus has ~145)")
+                              "tokens instead of rejecting the line (the Broad Twitter Corpus has 10)")
 
 
 @dataclass

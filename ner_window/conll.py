@@ -192,7 +192,7 @@ def read_conll(path: str | os.PathLike, scheme: str = "iob1", strict: bool = Fal
 
     clean_tokens: in a tab-separated line, whitespace inside the token is removed ("ke s" -> "kes")
     and a line whose token is empty is dropped, instead of being an error (the Broad Twitter Corpus
-    has ~145 such lines among 150,000).
+    has 10 such lines among 150,000: 6 empty tokens, 4 with a space inside).
     """
     return _read(path, scheme, strict, clean_tokens)[0]
 
