@@ -44,6 +44,12 @@ class DataConfig:
     location_types: list[str] = knob(["LOC"], "entity types that count as a location")
     strict: bool = knob(False, "reject tag sequences the scheme forbids (I- after O in iob2) instead of "
                         "reading them leniently as conlleval does")
+    train_extra: list[str] = knob([], "more training files, read after data.train with data.train_extra_scheme "
+                                  "(e.g. part of a second corpus)")
+    train_extra_scheme: str = knob("iob2", "tag scheme of the data.train_extra files",
+                                   choices=("iob1", "iob2", "io", "bioes", "auto"))
+    clean_tokens: bool = knob(False, "tab-separated lines: remove whitespace inside a token and drop empty "
+                              "tokens instead of rejecting the line (the Broad Twitter Corpus has 10)")
 
 
 @dataclass

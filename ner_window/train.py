@@ -95,8 +95,9 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _check_data_paths(cfg: Config) -> None:
-    for key in ("train", "dev"):
-        path = getattr(cfg.data, key)
+    keys = [("train", cfg.data.train), ("dev", cfg.data.dev),
+            *((f"train_extra[{i}]", path) for i, path in enumerate(cfg.data.train_extra))]
+    for key, path in keys:
         if path is not None and not Path(path).is_file():
             what = "is a directory" if Path(path).is_dir() else "does not exist"
             if what == "does not exist" and not Path(path).is_absolute():
@@ -123,8 +124,10 @@ def _check_same_data(ck, run_dir: Path) -> None:
     """ConfigError when a file the checkpoint was trained on has changed since (its sha256 is stored):
     the resumed run would not be the run it continues."""
     cfg = ck.config
-    for key, stored in (("train", ck.extra.get("train_sha256")), ("dev", ck.extra.get("dev_sha256"))):
-        path = getattr(cfg.data, key)
+    extra = ck.extra.get("train_extra_sha256") or []
+    files = [("train", cfg.data.train, ck.extra.get("train_sha256")), ("dev", cfg.data.dev, ck.extra.get("dev_sha256")),
+             *((f"train_extra[{i}]", path, sha) for i, (path, sha) in enumerate(zip(cfg.data.train_extra, extra)))]
+    for key, path, stored in files:
         if stored is None or path is None or not Path(path).is_file():
             continue  # a missing file is _check_data_paths' error
         if file_sha256(path) != stored:
@@ -357,8 +360,11 @@ def _prepare(cfg: Config, run_dir: Path, ck, log: Callable[[str], None]) -> _Run
     """Read the data and build the parameters: fresh ones, or the checkpoint's ``ck``."""
     _check_data_paths(cfg)
     t, mc = cfg.train, cfg.model
-    train_sents = read_conll(cfg.data.train, cfg.data.scheme, strict=cfg.data.strict)
-    dev_sents = read_conll(cfg.data.dev, cfg.data.scheme, strict=cfg.data.strict) if cfg.data.dev else None
+    d = cfg.data
+    train_sents = read_conll(d.train, d.scheme, strict=d.strict, clean_tokens=d.clean_tokens)
+    for path in d.train_extra:  # one list of sentences: the loop and the vocabulary see them as one corpus
+        train_sents += read_conll(path, d.train_extra_scheme, strict=d.strict, clean_tokens=d.clean_tokens)
+    dev_sents = read_conll(d.dev, d.scheme, strict=d.strict, clean_tokens=d.clean_tokens) if d.dev else None
     _check_locations(cfg, "train", train_sents)
     if dev_sents is not None:
         _check_locations(cfg, "dev", dev_sents)
@@ -436,6 +442,7 @@ def _start(cfg: Config, train_sents, dev_sents, classes: list[str], gazetteer: G
            "dev": coverage([list(s.tokens) for s in dev_sents], kv, lowercase) if (kv is not None and dev_sents)
            else None}
     extra = {"embeddings": prep.info, "coverage": cov, "train_sha256": file_sha256(cfg.data.train),
+             "train_extra_sha256": [file_sha256(path) for path in cfg.data.train_extra],
              "dev_sha256": file_sha256(cfg.data.dev) if cfg.data.dev else None, "classes": classes}
     log(f"vocabulary {len(prep.vocab):,} words ({prep.info.get('source')}, d={prep.E.shape[1]}); "
         + (f"pretrained coverage: train tokens {cov['train']['tokens']:.1%} types {cov['train']['types']:.1%}"
