@@ -44,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # the only address this script ever talks to
 TIMEOUT = 10.0  # seconds for one request before it counts as an error
+WARMUP_SECONDS = 30.0  # at most, for the warm-up before the latency and soak measurements
 
 
 def corpus_sentences(path: Path = ROOT / "data" / "train.txt") -> list[str]:
@@ -180,11 +181,11 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def client(port: int, requests: list[bytes], stop: dict, out: dict, check) -> None:
-    """One client sending ``requests`` round-robin until ``stop`` says so, on one keep-alive
-    connection (or a new one per request when the requests say Connection: close)."""
+async def client(port: int, requests: list[bytes], stop: dict, out: dict, check, start: int | None = None) -> None:
+    """One client sending ``requests`` round-robin from ``start`` [random] until ``stop`` says so, on one
+    keep-alive connection (or a new one per request when the requests say Connection: close)."""
     reader = writer = None
-    i = random.randrange(len(requests))
+    i = random.randrange(len(requests)) if start is None else start
     while time.perf_counter() < stop["deadline"] and stop["sent"] < stop["max"]:
         stop["sent"] += 1
         req = requests[i % len(requests)]
@@ -215,13 +216,15 @@ async def client(port: int, requests: list[bytes], stop: dict, out: dict, check)
 
 
 def run_clients(port: int, requests: list[bytes], clients: int, duration: float, max_requests: int,
-                check=lambda body: body[:1] == b"{", on_answer=None) -> dict:
-    """Run ``clients`` connections for at most ``duration`` s and ``max_requests`` requests in all."""
+                check=lambda body: body[:1] == b"{", on_answer=None, spread: bool = False) -> dict:
+    """Run ``clients`` connections for at most ``duration`` s and ``max_requests`` requests in all;
+    spread: client k starts at request k·n/clients (so n requests send each one about once), else at random."""
     out = {"latency": [], "answers": 0, "errors": 0, "error_kinds": {}}
     stop = {"deadline": time.perf_counter() + duration, "sent": 0, "max": max_requests, "on_answer": on_answer}
+    starts = [k * len(requests) // clients if spread else None for k in range(clients)]
 
     async def main():
-        await asyncio.gather(*(client(port, requests, stop, out, check) for _ in range(clients)))
+        await asyncio.gather(*(client(port, requests, stop, out, check, start) for start in starts))
 
     t0, c0 = time.perf_counter(), time.process_time()
     asyncio.run(main())
@@ -272,9 +275,13 @@ def latency_scenario(model: str, args, sentences: list[str], server_cpus, max_re
                      samples: int = 0) -> dict:
     proc, port, _ = start_server(model, args.workers, server_cpus)
     try:
+        rss_start = tree_rss_mb(proc.pid)  # loaded, before any request
         reqs = sentence_requests(sentences)
-        run_clients(port, reqs, args.clients, min(2.0, duration), 2000)  # warm-up: first-call costs, caches
-        rss_before = tree_rss_mb(proc.pid)
+        # warm-up: first-call costs, and one pass over the sentences, after which the server's bounded caches
+        # (the slot rows and ids of every word they use) are full: RSS measured from here shows leaks only
+        warm = run_clients(port, reqs, args.clients, WARMUP_SECONDS, args.warmup_requests or len(reqs), spread=True)
+        rss_warm = tree_rss_mb(proc.pid)
+        rss_before = rss_warm
         cpu0 = tree_cpu_seconds(proc.pid)
         series = []
         step = max(1, max_requests // samples) if samples else 0
@@ -291,7 +298,8 @@ def latency_scenario(model: str, args, sentences: list[str], server_cpus, max_re
     res = summary(out)
     res.update(clients=args.clients, workers=args.workers, server_cpus=sorted(server_cpus) if server_cpus else "all",
                rss_before_mb=round(rss_before, 1), rss_after_mb=round(rss_after, 1),
-               rss_growth_mb=round(rss_after - rss_before, 1), server_cpus_used=round(server_cpu / out["seconds"], 2))
+               rss_growth_mb=round(rss_after - rss_before, 1), server_cpus_used=round(server_cpu / out["seconds"], 2),
+               warmup_requests=warm["answers"], rss_at_start_mb=round(rss_start, 1))
     if samples:
         res["rss_series_mb"] = series
     return res
@@ -395,11 +403,13 @@ def main(argv=None) -> int:
                     help="latency/soak: server on CPU 0, client on CPU 1 [auto: when there are 2+ CPUs]")
     ap.add_argument("--scenarios", default="cold,batches,latency,soak",
                     help="comma-separated subset of cold,batches,latency,soak [all]")
+    ap.add_argument("--warmup-requests", type=int, default=0,
+                    help="requests before the latency and soak measurements [0: one pass over the sentences]")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds in all (for the tests)")
     ap.add_argument("--format", choices=["text", "json"], default="text")
     args = ap.parse_args(argv)
     if args.quick:
-        args.clients, args.duration, args.requests = 4, 1.0, 400
+        args.clients, args.duration, args.requests, args.warmup_requests = 4, 1.0, 400, 200
         args.soak_requests, args.soak_time_limit = 400, 10.0
         args.batch_clients, args.batch_texts, args.batch_duration, args.cold_repeat = 2, 50, 1.0, 1
     model = str(Path(args.model).resolve())
