@@ -4,7 +4,8 @@ Starts the server itself (loopback only, a free port), runs bounded scenarios, s
 
     cold start  spawn `ner-window serve` -> first answered POST /v1/tag, in seconds (median of 3)
     latency     --clients connections, each sending one sentence a request, for --duration s:
-                requests/s, p50 / p99 latency, errors, server RSS before and after
+                requests/s, p50 / p99 latency, errors, server RSS before and after (after a
+                warm-up of one pass over the sentences, which fills the server's bounded caches)
     soak        the same for --soak-requests requests: server RSS every 10% of the way
     batches     --batch-clients connections sending {"texts": [--batch-texts sentences]} to a
                 server with --batch-workers workers, for --batch-duration s: tokens/s
