@@ -83,7 +83,6 @@ class Job:
     fmt: str = "jsonl"
     threshold: float | None = None
     encoding: str | None = None
-    overlap: bool = False  # score in a second thread (one process on its own); False on a cluster
 
 
 @dataclass
@@ -237,7 +236,7 @@ def tag_partition(part: Partition, job: Job) -> dict:
             size += len(data)
             out.write(text)
 
-        counts = pipe.run_pieces(read_blocks(source, job.encoding), write, overlap=job.overlap)
+        counts = pipe.run_pieces(read_blocks(source, job.encoding), write)
     record = {"part": part.index, "file": part.name, "input": part.path, "start": part.start, "end": part.end,
               "lines": counts.lines, "tokens": counts.tokens, "bytes": size, "sha256": digest.hexdigest(),
               "seconds": round(time.perf_counter() - t0, 3), "worker": f"{socket.gethostname()}:{os.getpid()}",
@@ -343,8 +342,7 @@ def run(inputs: Iterable[str], out_dir, model=None, fmt: str = "jsonl", threshol
         raise DataError(f"{inside[0]}: is inside --out {out_dir}; tag into a directory apart from the inputs")
     tagger = Tagger.load(default_model_path() if model is None else model, threshold)  # a bad model fails here
     job = Job(model=str(Path(tagger.model.path).resolve()), fingerprint=model_fingerprint(Path(tagger.model.path)),
-              out_dir=str(out_dir.resolve()), fmt=fmt, threshold=threshold, encoding=encoding,
-              overlap=workers is None and scheduler is None)
+              out_dir=str(out_dir.resolve()), fmt=fmt, threshold=threshold, encoding=encoding)
     spec = job_spec(paths, job, partition_bytes)
     prepare_dir(out_dir, spec)
     parts = plan(paths, partition_bytes, encoding, fmt)
@@ -533,7 +531,7 @@ def _tag_bag_lines(lines, job: Job) -> list[str]:
 def _tagged_lines(pipe: LinePipeline, pieces, fmt: str) -> list[str]:
     """The output of each line, without the line break(s) that end it."""
     written: list[str] = []
-    pipe.run_pieces(pieces, written.append, overlap=False)
+    pipe.run_pieces(pieces, written.append)
     rows = "".join(written).split("\n")[:-1]
     if fmt != "conll":
         return rows

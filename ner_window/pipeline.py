@@ -434,19 +434,22 @@ class LinePipeline:
         return format_jsonl(chunk, labels, p_loc, classes)
 
     def run(self, lines: Iterable[str], write: Callable[[str], object], max_chars: int = CHUNK_CHARS,
-            overlap: bool = True) -> Counts:
+            overlap: bool = False) -> Counts:
         """Tag every line of ``lines`` (``\r\n`` stripped, as Tagger.tag_lines does); see run_pieces."""
         return self.run_pieces((Piece(line.rstrip("\r\n"), 0, True) for line in lines), write, max_chars, overlap)
 
     def run_pieces(self, pieces: Iterable[Piece | list[str]], write: Callable[[str], object],
-                   max_chars: int = CHUNK_CHARS, overlap: bool = True) -> Counts:
+                   max_chars: int = CHUNK_CHARS, overlap: bool = False) -> Counts:
         """Tag the lines of textio.read_blocks (or read_pieces) in order, writing each chunk's output as it is done.
 
         Whole lines go in chunks of about ``max_chars`` characters; a line that came in pieces
         (longer than textio.MAX_PIECE_CHARS) goes through Tagger.tag_pieces and TagWriter, which
         write it exactly as it would be whole, in memory bounded by the pieces.
         overlap: score each chunk in a second thread while this one tokenizes the next chunk and
-        writes the last (numpy releases the GIL while it scores: up to two cores for one process).
+        writes the last.  Off by default: numpy releases the GIL only inside each of the scorer's
+        short calls, so the two threads mostly wait for each other; on the project's 2 cores the
+        default model's 10M tokens took 21.1-22.7 s in one thread against 24.1-26.8 s in two
+        (jsonl and a sentence model: the same or slower in two; BENCHMARKS.md, issue 19).
         """
         counts = Counts()
         pool = None
