@@ -57,7 +57,6 @@ the matrix-product path (fast.predict_proba) the results agree to float32 roundi
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .fast import scratch_buffer
@@ -68,6 +67,7 @@ from .windows import PAD, check_window_ids, check_window_shape
 DEFAULT_CACHE_BYTES = 64 * 2**20
 SMALL = 256  # tokens: a line this short is scored by one gather (_score_small), not in batches
 BATCH = 2048  # windows per gather: two (BATCH, H) float32 scratch arrays, ~1.6 MB (1024: 7% slower, 8192: 30%)
+
 
 class SlotScorer:
     """s for windows of a fixed model from cached slot projections (module docstring).
@@ -172,6 +172,10 @@ class SlotScorer:
         np.take(flat, at[0], axis=0, out=z, mode="clip")
         for k in range(1, w):
             z += np.take(flat, at[k], axis=0, out=g, mode="clip")  # z = Σ_k T_k[a_k] (b in the centre rows)
+        self._output(z, out)
+
+    def _output(self, z: np.ndarray, out: np.ndarray) -> None:
+        """s into out (B, n_out) from z (B, H), which becomes h."""
         h = ACTIVATIONS[self.activation](z, out=z)  # h = f(z)
         for j, u_j in enumerate(self.U):  # s = uᵀh + c: numpy's own per-row loop (not BLAS: module docstring)
             np.einsum("bh,h->b", h, u_j, out=out[:, j])
@@ -187,11 +191,7 @@ class SlotScorer:
         at *= self.w
         at += self._slot  # flat rows r·w + k
         z = np.add.reduce(np.take(self.T.reshape(-1, self.H), at, axis=0), axis=1)  # z = Σ_k T_k[a_k] (b: centre)
-        h = ACTIVATIONS[self.activation](z, out=z)  # h = f(z)
-        for j, u_j in enumerate(self.U):  # s = uᵀh + c, as in _score_batch
-            np.einsum("bh,h->b", h, u_j, out=out[:, j])
-            if self.c is not None:
-                out[:, j] += self.c[j]
+        self._output(z, out)
 
     def _window_at(self, n: int) -> np.ndarray:
         """(n, w) int32 i + k: where window i's slot k sits in a padded line (cached per n)."""
