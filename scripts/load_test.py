@@ -281,8 +281,7 @@ def latency_scenario(model: str, args, sentences: list[str], server_cpus, max_re
         # warm-up: first-call costs, and one pass over the sentences, after which the server's bounded caches
         # (the slot rows and ids of every word they use) are full: RSS measured from here shows leaks only
         warm = run_clients(port, reqs, args.clients, WARMUP_SECONDS, args.warmup_requests or len(reqs), spread=True)
-        rss_warm = tree_rss_mb(proc.pid)
-        rss_before = rss_warm
+        rss_before = tree_rss_mb(proc.pid)
         cpu0 = tree_cpu_seconds(proc.pid)
         series = []
         step = max(1, max_requests // samples) if samples else 0
