@@ -52,9 +52,11 @@ def model_dir(tmp_path_factory):
     return path
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+def run_python(code: str, drop: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter, without PYTHONSTARTUP or the variables ``drop``, with ``env`` added."""
+    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONSTARTUP", *drop)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**base, **env})
 
 
 # ------------------------------------------------------------------ what tagging imports
@@ -104,21 +106,18 @@ def test_predict_file_imports_no_heavy_module(model_dir, tmp_path):
     assert loaded == "LOADED []"
 
 
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
 def blas_threads_after_predict(model_dir, **env) -> str:
     """OPENBLAS_NUM_THREADS as OpenBLAS read it in a fresh `ner-window predict` run with ``env``."""
-    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONSTARTUP", *BLAS_VARS)}
-    code = ("import os, sys\n"
-            f"sys.argv = ['ner-window', 'predict', '--model', {str(model_dir)!r}, 'museums in Paris']\n"
-            "from ner_window.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
-                         env={**base, **env})
+    out = run_python("import os, sys\n"
+                     f"sys.argv = ['ner-window', 'predict', '--model', {str(model_dir)!r}, 'museums in Paris']\n"
+                     "from ner_window.cli import main\n"
+                     "try:\n    main()\nexcept SystemExit:\n    pass\n"
+                     "print('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'))\n", drop=BLAS_VARS, **env)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
-
-
-BLAS_VARS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def test_predict_starts_blas_with_one_thread_unless_the_user_chose(model_dir):
