@@ -29,7 +29,8 @@ whole chunk:
   token laid out by list slicing; strings of offsets and probabilities come from tables.
 
 Memory is bounded by the chunk (``CHUNK_CHARS``), the dictionaries (emptied past
-``MAX_CACHED`` entries) and the scorer's row cache, whatever the input's size.
+``MAX_CACHED`` entries; the Encoder's, ``windows.KnownTokens``, past as many) and the scorer's row
+cache, whatever the input's size.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from .tagger import TagWriter
 from .textio import Piece
 from .tokenize import _SEPARATOR, _TOKEN
 from .vocab import Vocab
-from .windows import token_ids
+from .windows import KnownTokens, token_ids
 
 CHUNK_CHARS = 64 * 1024  # ~10k tokens of running text a chunk
 MAX_CACHED = 1 << 19  # entries in each per-token dictionary before it is emptied
@@ -237,13 +238,11 @@ class Encoder:
 
     def __init__(self, vocab: Vocab, gazetteer=None):
         self.vocab, self.gazetteer = vocab, gazetteer
-        self.known: dict[str, int] = {}
+        self.known = KnownTokens()
 
     def __call__(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
         """(word_ids, casing_ids), (N,) int32 each, for the chunk's tokens."""
-        if len(self.known) > MAX_CACHED:
-            self.known = {}
-        return token_ids(chunk.tokens, chunk.lengths, self.vocab, self.gazetteer, self.known)
+        return token_ids(chunk.tokens, chunk.lengths, self.vocab, self.gazetteer, self.known.current())
 
 
 def label(tagger, s: np.ndarray, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ from .sentence import decode, starts_of
 from .slots import SlotScorer
 from .textio import Piece
 from .tokenize import token_spans
-from .windows import token_ids
+from .windows import KnownTokens, token_ids
 
 MODEL_ENV = "NER_WINDOW_MODEL"
 DEFAULT_MODEL = Path("runs") / "latest"
@@ -112,7 +112,7 @@ class Tagger:
         self.classes = model.classes
         self.threshold = model.threshold if threshold is None else float(threshold)
         self._scorer = scorer
-        self._known: dict[str, int] = {}  # token -> word id · 8 + casing class (windows.token_ids)
+        self._known = KnownTokens()  # token -> word id · 8 + casing class (windows.token_ids)
 
     @property
     def scorer(self) -> SlotScorer:
@@ -149,10 +149,8 @@ class Tagger:
         if not lengths.sum():
             return [([], []) for _ in sentences], None
         begins = None
-        if len(self._known) > 1 << 19:  # bounded; a new dict, so a thread using the old one keeps it whole
-            self._known = {}
         ids, casing = token_ids([t for s in sentences for t in s], lengths, self.model.vocab, self.model.gazetteer,
-                                self._known)
+                                self._known.current())
         s = self.scorer.scores_lines(ids, casing, lengths)  # each token's window: slots.SlotScorer pads the lines
         if self.model.output == "sentence":
             decoded = decode(s, self.model.params.A, starts_of(lengths))

@@ -103,13 +103,30 @@ class Windows:
         return pd.DataFrame(cols)
 
 
+MAX_KNOWN = 1 << 19  # tokens a KnownTokens keeps before it starts a new dictionary
+
+
+class KnownTokens:
+    """token -> word id · 8 + casing class, kept by a caller of token_ids across calls (the Tagger,
+    the pipeline's Encoder), bounded: past MAX_KNOWN entries ``current()`` starts a new, empty
+    dictionary rather than clearing the old one, so a thread still using that one keeps it whole."""
+
+    def __init__(self):
+        self.codes: dict[str, int] = {}
+
+    def current(self) -> dict[str, int]:
+        if len(self.codes) > MAX_KNOWN:
+            self.codes = {}
+        return self.codes
+
+
 def token_ids(tokens: Sequence[str], lengths: np.ndarray, vocab: Vocab, gazetteer: Gazetteer | None = None,
               known: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(word ids, casing ids), (n,) int32 each, of the flat token list of sentences of ``lengths``
     tokens: the centre column of make_windows' windows (a gazetteer's tag folded into the casing id).
 
     known: token -> word id · 8 + casing class, filled here and kept by a caller that tags many
-    short texts (the Tagger), so a token is looked up once, not once per call."""
+    short texts (KnownTokens.current()), so a token is looked up once, not once per call."""
     n = len(tokens)
     K = len(CASING_CLASSES)
     # Text repeats its words (Zipf's law), so each DISTINCT token is looked up once;

@@ -80,3 +80,18 @@ def test_to_frame_for_inspection():
     assert list(df.columns) == ["w-1", "w0", "w+1", "casing", "label", "sentence", "position"]
     assert df.loc[2, "w0"] == "paris" and df.loc[2, "w+1"] == EOS and df.loc[2, "casing"] == "title"
     assert df["label"].tolist() == [0, 0, 1]
+
+
+def test_known_tokens_start_a_new_dictionary_past_the_bound(monkeypatch):
+    """token_ids fills the caller's dictionary; past MAX_KNOWN entries current() hands out a new one
+    and leaves the old one whole (a thread still using it is not disturbed)."""
+    from ner_window import windows
+    monkeypatch.setattr(windows, "MAX_KNOWN", 2)
+    vocab = VOCAB  # "and" is not in it: <unk>
+    known = windows.KnownTokens()
+    first = known.current()
+    ids, casing = windows.token_ids(["in", "Paris", "and", "Rome"], np.array([4]), vocab, None, first)
+    assert len(first) == 4 and known.current() is not first and known.current() == {}
+    assert first == {t: int(i) * len(CASING_CLASSES) + casing_class(t)
+                     for t, i in zip(["in", "Paris", "and", "Rome"], ids)}
+    assert list(ids) == [vocab.lookup(t) for t in ["in", "Paris", "and", "Rome"]]
