@@ -186,7 +186,8 @@ def load_model(path: str | os.PathLike) -> Model:
                                                if "A" not in arrays else "has a transition matrix A, but meta.json "
                                                "says model.output: window") + "; the files do not belong together, "
                          "retrain the model")
-    sizes = {"V": len(vocab), "radius": cfg.model.radius, "hidden": cfg.model.hidden, "n_classes": n_classes,
+    sizes = {"V": len(vocab), "radius": cfg.model.radius, "hidden": cfg.model.hidden * cfg.train.ensemble,
+             "n_classes": n_classes,  # an ensemble's members side by side: ensemble.merge
              "K": n_features(gazetteer is not None)}
     params = Params.from_dict(arrays, str(params_path), sizes)
     model = Model(params=params, vocab=vocab, meta=meta, path=p, gazetteer=gazetteer)

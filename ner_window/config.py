@@ -97,6 +97,8 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     seed: int = knob(0, "seed for initialisation, shuffling and word dropout")
+    ensemble: int = knob(1, "members trained (seeds ensemble*seed ... ensemble*seed + ensemble - 1) and merged into "
+                         "one network whose score is their mean (ensemble.py); 1 = a single network", min=1, max=16)
     epochs: int = knob(10, "maximum epochs", min=1)
     batch_size: int = knob(64, "windows per SGD step", min=1)
     lr: float = knob(0.05, "learning rate", min=0, min_exclusive=True)

@@ -324,6 +324,7 @@ def explain(model: Model, text: str, word: str | None = None, label: int | str =
             "radius": model.radius, "window": params.window, "d": params.d, "d_c": params.d_c,
             "D": int(params.W.shape[1]), "hidden": params.hidden, "activation": model.activation, "loss": fb["loss"],
             "threshold": None if multiclass else model.threshold,
+            "ensemble": len(model.meta.get("ensemble") or []) or 1,  # members merged into this one network
         },
         "window": rows,
         "forward": {
@@ -416,6 +417,10 @@ def format_text(result: dict) -> str:
     out.append(f"model {mdl['path']}: {mdl['task']} ({', '.join(mdl['classes'])}), radius m = {mdl['radius']}, "
                f"d = {mdl['d']}{casing}, D = {mdl['window']}·{mdl['d'] + mdl['d_c']} = {mdl['D']}, "
                f"H = {mdl['hidden']}, f = {mdl['activation']}")
+    if mdl.get("ensemble", 1) > 1:
+        out.append(f"  an ensemble of {mdl['ensemble']} networks merged into this one (ensemble.py): each member's "
+                   f"vectors side by side in e and c, W block diagonal, u divided by {mdl['ensemble']}: s is the "
+                   f"mean of the members' s")
     sentence_part = _sentence_text(result) if "sentence" in result else []
     return "\n".join(out + _forward_text(result) + sentence_part + _backward_text(result) + _saliency_text(result))
 

@@ -36,7 +36,10 @@ Which rows, and what they cost
 A row T[a] = (T_0[a]; ...; T_{w-1}[a]) holds w·H numbers: 2,000 bytes for w = 5,
 H = 100, float32.  Rows are computed when a token type is first seen and kept in a
 cache of at most ``cache_bytes`` (64 MB by default: 33,554 token types for that shape);
-when a new batch would overflow it the cache is emptied and refilled.  Running text
+when a new batch would overflow it, the most used half of the rows stays (counted by the
+window slots that read them) and the rest is forgotten (all of it, if even that leaves too
+little room).  An ensemble's W (ensemble.py) is block diagonal, K members side by side: its
+rows are projected block by block, leaving the zeros out (the same numbers).  Running text
 repeats its words (Zipf), so after the first few thousand lines nearly every token's
 row is already there; a one-sentence call computes only that sentence's ~10 rows (a
 few microseconds each), never the whole vocabulary (V·w·H·4 bytes: 100 MB for the
@@ -45,8 +48,12 @@ dense int32 array of V·K entries (1.6 MB for V = 50k, K = 8 casing classes).
 
 The same number every time
 --------------------------
-Each row is computed on its own by numpy's einsum loops (no BLAS: OpenBLAS's result
-for a row depends on how many rows are multiplied with it and on its thread count),
+Each row is computed on its own: a stack of (1, d + d_c) · (d + d_c, w·H) products, which
+numpy's matmul hands to BLAS one row at a time (one product of many rows would not do:
+OpenBLAS's result for a row of a matrix product depends on where the row sits among the
+others; a one-row product depends on that row alone: tests/test_slots.py checks it, and it
+gave the same bits with 1, 2 and 4 OpenBLAS threads; 2.1 µs a row against 4.3 for numpy's
+einsum loops),
 the w rows of a window are added in slot order, s = Σ_j h_j u_j is numpy's per-row
 sum, and tanh / σ are elementwise: a token's p depends on its window alone, never
 on the batch, the chunk, the cache's state or the process.  So tagging a file in
@@ -69,6 +76,44 @@ SMALL = 256  # tokens: a line this short is scored by one gather (_score_small),
 BATCH = 2048  # windows per gather: two (BATCH, H) float32 scratch arrays, ~1.6 MB (1024: 7% slower, 8192: 30%)
 
 
+PROJECT = 1024  # token types projected at once
+
+
+def _slot_matrix(W3: np.ndarray) -> np.ndarray:
+    """W's slot blocks W_k (H, w, n) as one (n, w·H) matrix: [e; c] @ it = (W_0 x_k; ...; W_{w-1} x_k)."""
+    H, w, n = W3.shape
+    return np.ascontiguousarray(W3.transpose(2, 1, 0).reshape(n, w * H))
+
+
+def one_row_at_a_time(x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """x M for x (n, j), M (j, k) as n one-row products (n, k): row i depends on x[i] alone."""
+    return np.matmul(x[:, None, :], M)[:, 0]
+
+
+def independent_blocks(W3: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The groups of hidden units that read disjoint input columns: W3 (H, w, d + d_c) -> [(hidden
+    units, input columns)], a partition of both (connected components of W's nonzero pattern over
+    all slots).  One group for a dense W; K groups for the merge of K members (ensemble.py)."""
+    reads = (W3 != 0).any(axis=1)  # (H, d + d_c): hidden unit j reads column i in some slot
+    H, n_in = reads.shape
+    group = np.full(H, -1)
+    blocks = []
+    for j in range(H):
+        if group[j] >= 0:
+            continue
+        units, cols = np.zeros(H, bool), np.zeros(n_in, bool)
+        units[j] = True
+        while True:  # grow: the columns the units read, then every unit reading one of them
+            cols = reads[units].any(axis=0)
+            grown = reads[:, cols].any(axis=1) | units
+            if (grown == units).all():
+                break
+            units = grown
+        group[units] = len(blocks)
+        blocks.append((np.flatnonzero(units), np.flatnonzero(cols)))
+    return blocks
+
+
 class SlotScorer:
     """s for windows of a fixed model from cached slot projections (module docstring).
 
@@ -87,13 +132,16 @@ class SlotScorer:
         dt = params.dtype
         # W_k as one (d + d_c, w·H) matrix: [e; c] @ WT_slots = (W_0 x_k; ...; W_{w-1} x_k)
         W3 = np.asarray(params.W).reshape(self.H, self.w, params.d + params.d_c)
-        self.WT_slots = np.ascontiguousarray(W3.transpose(2, 1, 0).reshape(-1, self.w * self.H))
+        self.WT_slots = _slot_matrix(W3)
+        # an ensemble's W (ensemble.py) is block diagonal: project each member's columns to its own rows only
+        self.blocks = [(h, x, _slot_matrix(W3[h][:, :, x])) for h, x in independent_blocks(W3)]
         self.U = params.u.reshape(-1, self.H)  # (n_out, H): u as a row for binary
         self.c = None if params.c is None else params.c.reshape(-1)
         self.capacity = max(64, int(cache_bytes) // (self.w * self.H * dt.itemsize))
         self.T = np.empty((self.capacity, self.w, self.H), dt)  # untouched pages cost no memory
         self.row_of = np.full(params.E.shape[0] * self.K, -1, np.int32)  # token type -> row of T, or -1
         self.keys = np.empty(self.capacity, np.int64)  # row -> token type, to empty the cache
+        self.hits = np.zeros(self.capacity, np.int64)  # row -> windows slots that read it (for _evict)
         self.n_rows = 0
         self.refills = 0  # how often the cache was emptied (for the benchmark)
         self._slot = np.arange(self.w, dtype=np.int64)
@@ -115,7 +163,12 @@ class SlotScorer:
         p = self.params
         word, cas = np.divmod(types, self.K)
         x = p.E[word] if p.C is None else np.concatenate([p.E[word], p.C[cas]], axis=1)  # (n, d + d_c)
-        T = np.einsum("nj,jk->nk", x, self.WT_slots, optimize=False).reshape(-1, self.w, self.H)
+        if len(self.blocks) <= 1:
+            T = one_row_at_a_time(x, self.WT_slots).reshape(-1, self.w, self.H)
+        else:  # the zeros between the blocks add nothing: leave them out (3x fewer products for 3 members)
+            T = np.empty((len(types), self.w, self.H), x.dtype)
+            for h, cols, WT in self.blocks:
+                T[:, :, h] = one_row_at_a_time(x[:, cols], WT).reshape(len(types), self.w, -1)
         T[:, self.m] += p.b
         return T
 
@@ -128,19 +181,45 @@ class SlotScorer:
         if r.size and r.min() < 0:
             missing = np.unique(types[r < 0])
             if self.n_rows + len(missing) > self.capacity:
-                self._empty()
-                missing = np.unique(types)
+                self._evict()  # keep the most used half
+                r = self.row_of[types]
+                missing = np.unique(types[r < 0])
+                if self.n_rows + len(missing) > self.capacity:
+                    self._empty()
+                    missing = np.unique(types)
             new = np.arange(self.n_rows, self.n_rows + len(missing), dtype=np.int32)
-            self.T[new] = self._project(missing)
+            for a in range(0, len(missing), PROJECT):  # in pieces: the temporaries stay a few MB
+                self.T[new[a:a + PROJECT]] = self._project(missing[a:a + PROJECT])
             self.row_of[missing] = new
             self.keys[new] = missing
             self.n_rows += len(missing)
             r = self.row_of[types]
+        self.hits += np.bincount(r.ravel(), minlength=self.capacity)
         return r
+
+    def _evict(self) -> None:
+        """Keep the most used half of the rows (hits since computed, ties to the older row), moved to
+        the front in their order; the rest are forgotten.  Running text is Zipfian: its frequent
+        types stay, where emptying the whole cache would compute them again after every refill."""
+        n, half = self.n_rows, self.capacity // 2
+        keep = np.sort(np.argsort(-self.hits[:n], kind="stable")[:half])
+        gone = np.ones(n, bool)
+        gone[keep] = False
+        self.row_of[self.keys[:n][gone]] = -1
+        for a in range(0, len(keep), PROJECT):  # keep[i] >= i: a piece never reads a row already overwritten
+            at = keep[a:a + PROJECT]
+            self.T[a:a + len(at)] = self.T[at]
+            self.keys[a:a + len(at)] = self.keys[at]
+        self.n_rows = len(keep)
+        self.row_of[self.keys[:self.n_rows]] = np.arange(self.n_rows, dtype=np.int32)
+        self.hits[:self.n_rows] = self.hits[keep] // 2  # older hits count half: the cache follows the text
+        self.hits[self.n_rows:] = 0
+        self.refills += 1
 
     def _empty(self) -> None:
         self.row_of[self.keys[: self.n_rows]] = -1
         self.n_rows = 0
+        self.hits[:] = 0
         self.refills += 1
 
     # ------------------------------------------------------------------ scores
@@ -168,7 +247,9 @@ class SlotScorer:
         # rows of T are flat at r·w + k, one contiguous index column per slot; mode="clip" only spares
         # np.take a buffered copy (rows are in range)
         at = np.ascontiguousarray((R * w + self._slot).T)  # (w, B)
-        z, g = scratch_buffer("z", (B, H), dt), scratch_buffer("g", (B, H), dt)
+        # one (BATCH, H) buffer each, a line's last, shorter batch in its first B rows: a buffer per batch
+        # size would keep up to 64 of them (for H = 300, ~100 MB)
+        z, g = scratch_buffer("z", (BATCH, H), dt)[:B], scratch_buffer("g", (BATCH, H), dt)[:B]
         np.take(flat, at[0], axis=0, out=z, mode="clip")
         for k in range(1, w):
             z += np.take(flat, at[k], axis=0, out=g, mode="clip")  # z = Σ_k T_k[a_k] (b in the centre rows)

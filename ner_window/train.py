@@ -25,6 +25,8 @@ This module is the loop; what it writes lives beside it: ``model/`` (artifact.py
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -42,12 +44,13 @@ from typing import Callable
 import numpy as np
 
 from . import metrics, reports, sentence
-from .artifact import MODEL_SUBDIR, save_model
+from .artifact import MODEL_SUBDIR, load_model, save_model
 from .checkpoint import CHECKPOINT, LoopState, has_checkpoint, read_checkpoint, write_checkpoint
-from .config import Config
+from .config import Config, from_dict
 from .conll import entity_spans, read_conll
 from .decision import is_location, is_location_class, y_location
 from .embeddings import coverage, prepare_embeddings
+from .ensemble import member_seeds, merge
 from .errors import ConfigError, NerWindowError, TrainingError
 from .fast import StepLoss, predict_proba, predict_scores, sentence_train_step, train_step
 from .files import write_text_atomic
@@ -58,6 +61,7 @@ from .vocab import UNK, Vocab
 from .windows import CASING_CLASSES, LabelledData, entity_class, labelled_data, n_features, recased_windows
 
 DEFAULT_RUNS = reports.DEFAULT_RUNS
+MEMBERS = "members"  # an ensemble's run directory keeps its members' runs here (train.ensemble > 1)
 
 
 class Interrupted(NerWindowError):
@@ -244,7 +248,7 @@ class _Run:
 
 
 # what a run directory holds (train, artifact, checkpoint, reports write them): --overwrite removes these
-RUN_ENTRIES = (MODEL_SUBDIR, CHECKPOINT, "config.json", "metrics.csv", "learning_curve.png", "pr_curve.csv",
+RUN_ENTRIES = (MODEL_SUBDIR, CHECKPOINT, MEMBERS, "config.json", "metrics.csv", "learning_curve.png", "pr_curve.csv",
                "pr_curve.png", "errors.txt")
 
 
@@ -252,7 +256,8 @@ def is_run(directory: Path) -> bool:
     """True when ``directory`` holds a ner-window run (a checkpoint, a model, or what a killed write left)."""
     d = Path(directory)
     return ((d / CHECKPOINT / "state.json").is_file() or (d / MODEL_SUBDIR / "meta.json").is_file()
-            or any(d.glob(f".{CHECKPOINT}.*")) or (d / "config.json").is_file() and (d / "metrics.csv").is_file())
+            or any(d.glob(f".{CHECKPOINT}.*")) or (d / "config.json").is_file() and (d / "metrics.csv").is_file()
+            or is_ensemble_run(d))
 
 
 def choose_run_dir(out_dir: str | Path | None, config_name: str, overwrite: bool = False) -> Path:
@@ -311,6 +316,11 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
     with its metrics.csv row; ``improved`` says whether it is the new best.
     overwrite: replace a previous run in ``out_dir`` (never a directory of other files).
     """
+    if resume is not None and is_ensemble_run(Path(resume)):
+        return _train_ensemble(ensemble_config(Path(resume)), Path(resume), log, True, point_latest, on_epoch)
+    if resume is None and cfg is not None and cfg.train.ensemble > 1:
+        run_dir = choose_run_dir(out_dir, config_name, overwrite)
+        return _train_ensemble(cfg, run_dir, log, False, point_latest, on_epoch)
     t_start = time.perf_counter()
     ck = None
     if resume is not None:
@@ -344,6 +354,105 @@ def train(cfg: Config | None = None, out_dir: str | Path | None = None, resume: 
     state = run.state
     log(_final_line(run) + f"; model in {run.run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
     return TrainResult(run.run_dir, state.best_epoch, state.best_f1, state.history, secs)
+
+
+def is_ensemble_run(run_dir: Path) -> bool:
+    """True when ``run_dir`` is the run of an ensemble (train.ensemble > 1): config.json and members/."""
+    return (run_dir / MEMBERS).is_dir() and (run_dir / "config.json").is_file()
+
+
+def ensemble_config(run_dir: Path) -> Config:
+    """The config an ensemble run was started with (its config.json)."""
+    path = run_dir / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({e}); the run directory is damaged, start a new run") from None
+    return from_dict(raw, str(path))
+
+
+def _train_ensemble(cfg: Config, run_dir: Path, log, resumed: bool, point_latest: bool, on_epoch) -> TrainResult:
+    """train.ensemble = K members, each a run of its own in run_dir/members/seed-N (ensemble.member_seeds),
+    trained one after the other, then merged into the one model in run_dir/model (ensemble.merge).
+    Resuming continues the member that was stopped, trains the ones not begun and merges."""
+    t_start = time.perf_counter()
+    if resumed:
+        log(f"resuming the ensemble in {run_dir}")
+    else:
+        _make_ensemble_dir(cfg, run_dir, log)
+    members = []
+    for seed in member_seeds(cfg.train.seed, cfg.train.ensemble):
+        member_dir = run_dir / MEMBERS / f"seed-{seed}"
+        member_log = functools.partial(_prefixed, log, f"[member seed {seed}] ")
+        try:
+            if has_checkpoint(member_dir):
+                train(resume=member_dir, log=member_log, point_latest=False, on_epoch=on_epoch)
+            else:
+                member_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed, ensemble=1))
+                train(member_cfg, out_dir=member_dir, log=member_log, point_latest=False, on_epoch=on_epoch,
+                      overwrite=True)
+            members.append(load_model(member_dir / MODEL_SUBDIR))
+        except Interrupted as e:
+            raise Interrupted(f"{e.args[0].split(';')[0]}; the ensemble continues with: ner-window train --resume "
+                              f"{run_dir}", e.exit_code - 128) from None
+        except KeyboardInterrupt as e:  # a signal outside the member's loop: it resumes from its checkpoint, if any
+            signum = getattr(e, "signum", signal.SIGINT)
+            raise Interrupted(f"{signal.Signals(signum).name} at member seed {seed}; the ensemble continues with: "
+                              f"ner-window train --resume {run_dir}", signum) from None
+    best_f1 = _save_ensemble(cfg, run_dir, members, log)
+    if point_latest:
+        reports.point_latest(run_dir)
+    secs = time.perf_counter() - t_start
+    log(f"ensemble of {len(members)}: dev LOC entity F1 {best_f1:.4f}; model in {run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
+    return TrainResult(run_dir, -1, best_f1, [], secs)
+
+
+def _prefixed(log, prefix: str, line: str) -> None:
+    log(prefix + line)
+
+
+def _make_ensemble_dir(cfg: Config, run_dir: Path, log) -> None:
+    """Create an ensemble's run directory (or clear the previous run in it, under --overwrite) with config.json."""
+    if run_dir.exists() and is_run(run_dir):  # choose_run_dir let it through: --overwrite
+        log(f"--overwrite: replacing the run in {run_dir}")
+        _clear_run(run_dir)
+    try:
+        (run_dir / MEMBERS).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
+                          f"give a directory path you can write to") from None
+    write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+
+
+def _save_ensemble(cfg: Config, run_dir: Path, members: list, log) -> float:
+    """Merge the members' models, score the merged one on dev (its threshold by the config's rule), save it
+    with its dev reports; returns its dev LOC entity F1 (0.0 without dev data)."""
+    first = members[0]
+    if any(m.meta["vocab"] != first.meta["vocab"] or m.meta["classes"] != first.meta["classes"]
+           or (m.gazetteer is not None and m.gazetteer.names != first.gazetteer.names) for m in members):
+        raise TrainingError(f"{run_dir / MEMBERS}: the members' vocabularies, classes or gazetteers differ; "
+                            f"their data changed between them: start the run again with --overwrite")
+    params, dev_data, scores = merge([m.params for m in members]), None, None
+    if cfg.data.dev:
+        d = cfg.data
+        dev_sents = read_conll(d.dev, d.scheme, strict=d.strict, clean_tokens=d.clean_tokens)
+        dev_data = labelled_data(dev_sents, first.vocab, cfg.model.radius, first.classes, d.location_types,
+                                 first.gazetteer)
+        scores = _score_dev(cfg, params, dev_data, first.classes)
+    threshold = scores["threshold"] if scores else 0.5
+    meta = {k: v for k, v in first.meta.items() if k not in ("format_version", "package_version", "vocab")}
+    meta.update(config=cfg.to_dict(), dev_metrics=scores, best_epoch=None,
+                **({"threshold": threshold} if params.A is None else {}),
+                ensemble=[{"seed": m.config.train.seed, "best_epoch": m.meta["best_epoch"],
+                           "dev_entity_f1": (m.meta["dev_metrics"] or {}).get("entity", {}).get("f1")}
+                          for m in members])
+    save_model(run_dir / MODEL_SUBDIR, params, first.vocab, meta, first.gazetteer)
+    for m in members:
+        log(f"member seed {m.config.train.seed}: best epoch {m.meta['best_epoch']}, dev LOC entity F1 "
+            f"{meta['ensemble'][members.index(m)]['dev_entity_f1'] or 0:.4f}")
+    if dev_data is not None:
+        _write_dev_reports(cfg, run_dir, params, dev_data, first.classes, threshold)
+    return scores["entity"]["f1"] if scores else 0.0
 
 
 def _final_line(run: _Run) -> str:
@@ -645,12 +754,7 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
            "train_data_loss": state.data_loss_sum / count, "seconds": round(state.epoch_seconds, 3)}
     scores, improved = None, True
     if run.dev_data is not None:
-        w = run.dev_data.windows
-        s = predict_scores(run.params, w.ids, w.casing, cfg.model.activation)
-        scores = (dev_scores(s, run.dev_data, run.classes, cfg.loss, t.pos_weight,
-                             threshold=t.threshold if t.threshold_rule == "fixed" else None,
-                             smoothed=t.threshold_rule == "smoothed") if run.params.A is None
-                  else sentence_dev_scores(s, run.dev_data, run.classes, run.params.A))
+        scores = _score_dev(cfg, run.params, run.dev_data, run.classes)
         binary = cfg.model.task == "binary"  # multiclass decides by the argmax: no threshold in the row
         row.update({"dev_data_loss": scores["dev_data_loss"], "threshold": scores["threshold"] if binary else None,
                     **{f"token_{k}": scores["token"][k] for k in ("precision", "recall", "f1")},
@@ -676,6 +780,18 @@ def _end_epoch(run: _Run, log, on_epoch) -> None:
     state.done = state.epoch >= t.epochs
     reports.write_metrics_csv(run.run_dir, state.history)
     run.checkpoint()
+
+
+def _score_dev(cfg: Config, params: Params, dev_data: LabelledData, classes: list[str]) -> dict:
+    """Dev data loss, token and entity P/R/F1 of ``params``, decided by the config's threshold rule
+    (a window model) or by Viterbi (a sentence model)."""
+    t, w = cfg.train, dev_data.windows
+    s = predict_scores(params, w.ids, w.casing, cfg.model.activation)
+    if params.A is not None:
+        return sentence_dev_scores(s, dev_data, classes, params.A)
+    return dev_scores(s, dev_data, classes, cfg.loss, t.pos_weight,
+                      threshold=t.threshold if t.threshold_rule == "fixed" else None,
+                      smoothed=t.threshold_rule == "smoothed")
 
 
 def _model_meta(run: _Run, dev: dict | None) -> dict:
@@ -713,14 +829,19 @@ def _write_reports(run: _Run) -> None:
     reports.plot_learning_curve(run.run_dir / "learning_curve.png", state.history, state.best_epoch,
                                 state.stopped_early, title=f"{run.run_dir}: train {cfg.data.train}{dev}")
     if run.dev_data is not None:
-        w, decided = run.dev_data.windows, None
-        if run.best.A is None:
-            p = predict_proba(run.best, w.ids, w.casing, cfg.model.activation)
-        else:  # the class marginals beside the Viterbi path's decisions and entities
-            starts = sentence.starts_of([len(s.tokens) for s in run.dev_data.sentences])
-            decoded = sentence.decode(predict_scores(run.best, w.ids, w.casing, cfg.model.activation), run.best.A,
-                                      starts)
-            p, decided = decoded.p, (is_location_class(decoded.classes, run.classes), metrics.spans_of_type(
-                sentence.decoded_spans(decoded.tags, starts, run.classes), "LOC"))
-        reports.write_dev_reports(run.run_dir, p, run.dev_data, run.classes, state.threshold, cfg.model.radius,
-                                  title=f"model {run.run_dir / MODEL_SUBDIR} on {cfg.data.dev}", decided=decided)
+        _write_dev_reports(cfg, run.run_dir, run.best, run.dev_data, run.classes, state.threshold)
+
+
+def _write_dev_reports(cfg: Config, run_dir: Path, best: Params, dev_data: LabelledData, classes: list[str],
+                       threshold: float) -> None:
+    """The saved model's PR curve and errors on dev (reports.write_dev_reports)."""
+    w, decided = dev_data.windows, None
+    if best.A is None:
+        p = predict_proba(best, w.ids, w.casing, cfg.model.activation)
+    else:  # the class marginals beside the Viterbi path's decisions and entities
+        starts = sentence.starts_of([len(s.tokens) for s in dev_data.sentences])
+        decoded = sentence.decode(predict_scores(best, w.ids, w.casing, cfg.model.activation), best.A, starts)
+        p, decided = decoded.p, (is_location_class(decoded.classes, classes), metrics.spans_of_type(
+            sentence.decoded_spans(decoded.tags, starts, classes), "LOC"))
+    reports.write_dev_reports(run_dir, p, dev_data, classes, threshold, cfg.model.radius,
+                              title=f"model {run_dir / MODEL_SUBDIR} on {cfg.data.dev}", decided=decided)

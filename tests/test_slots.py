@@ -144,3 +144,38 @@ def test_the_cache_holds_at_most_cache_bytes():
         assert scorer.n_rows <= 200
     assert scorer.refills >= 15
     assert scorer.T.nbytes == 200 * row_bytes
+
+
+def test_an_ensembles_block_diagonal_w_is_projected_block_by_block():
+    """ensemble.merge's W is block diagonal: the scorer finds the K blocks and leaves the zeros out,
+    with the same rows as the dense projection (to float32 rounding), and scores the members' mean."""
+    from ner_window.ensemble import merge
+    from ner_window.slots import independent_blocks
+
+    rng = np.random.default_rng(5)
+    members = [init_params(300, 6, 2, 10, n_casing=8, d_c=3, rng=rng) for _ in range(3)]
+    merged = merge(members)
+    scorer = SlotScorer(merged, "tanh")
+    assert [(len(h), len(x)) for h, x, _ in scorer.blocks] == [(10, 9)] * 3  # 10 units reading d + d_c = 9 each
+    assert len(independent_blocks(np.ones((4, 5, 7)))) == 1  # a dense W is one block
+    types = np.arange(0, 300 * 8, 7)
+    blocked = scorer._project(types)
+    scorer.blocks = []  # the dense einsum over all K·(d + d_c) columns
+    np.testing.assert_allclose(blocked, scorer._project(types), rtol=0, atol=1e-6)  # BLAS adds in its own order
+    ids, cas = rng.integers(0, 300, size=(2000, 5)), rng.integers(0, 8, size=(2000, 5))
+    s = SlotScorer(merged, "tanh").scores_windows(ids, cas)
+    mean = np.mean([SlotScorer(p, "tanh").scores_windows(ids, cas) for p in members], axis=0)
+    np.testing.assert_allclose(s, mean, atol=1e-5)
+    np.testing.assert_allclose(s, predict_scores(merged, ids, cas, "tanh"), atol=1e-5)
+
+
+def test_a_full_cache_keeps_its_most_used_rows():
+    """Running text is Zipfian: when the cache is full, the rows read most stay and the rare ones go."""
+    params = init_params(5000, 8, 2, 16, n_casing=8, d_c=3, rng=np.random.default_rng(6))
+    scorer = SlotScorer(params, "tanh", cache_bytes=1)  # 64 rows
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        ids = np.concatenate([np.full(40, 11), rng.integers(100, 5000, 40)])  # word 11 in every line
+        scorer.scores_lines(ids, np.ones(80, np.int64), np.array([80]))
+    assert scorer.refills >= 10 and scorer.n_rows <= 64
+    assert scorer.row_of[scorer.type_ids(np.array([11]), np.array([1]))][0] >= 0  # still cached
