@@ -194,7 +194,7 @@ class SlotScorer:
             self.keys[new] = missing
             self.n_rows += len(missing)
             r = self.row_of[types]
-        self.hits += np.bincount(r.ravel(), minlength=self.capacity)
+        np.add.at(self.hits, r.ravel(), 1)
         return r
 
     def _evict(self) -> None:

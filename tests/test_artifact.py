@@ -42,3 +42,32 @@ def test_a_saved_config_value_no_config_allows_is_one_line_exit_2(tmp_path):
     line = r.output.strip()
     assert len(line.splitlines()) == 1
     assert "meta.json" in line and "model.activation = 'softsign'" in line and "retrain" in line
+
+
+def test_params_are_read_as_np_load_reads_them_without_its_extra_copy(tmp_path):
+    import zipfile
+
+    import pytest
+
+    from ner_window.artifact import read_npz
+
+    path = saved(tmp_path, {"task": "binary", "radius": 1, "hidden": 5}) / "params.npz"
+    with np.load(path, allow_pickle=False) as npz:
+        want = {k: npz[k] for k in npz.files}
+    got = read_npz(path)
+    assert sorted(got) == sorted(want)
+    for k in want:  # W column-major and the 0-d c included
+        assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape and np.array_equal(got[k], want[k])
+        assert got[k].flags.f_contiguous == want[k].flags.f_contiguous
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, **want)
+    assert all(np.array_equal(read_npz(compressed)[k], want[k]) for k in want)  # np.load reads those
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(raw[: len(raw) - 200])  # the central directory is gone
+    with pytest.raises(zipfile.BadZipFile):
+        read_npz(cut)
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, E=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError, match="Python objects"):
+        read_npz(objects)
