@@ -403,7 +403,8 @@ def _train_ensemble(cfg: Config, run_dir: Path, log, resumed: bool, point_latest
     if point_latest:
         reports.point_latest(run_dir)
     secs = time.perf_counter() - t_start
-    log(f"ensemble of {len(members)}: dev LOC entity F1 {best_f1:.4f}; model in {run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
+    scored = f"dev LOC entity F1 {best_f1:.4f}" if cfg.data.dev else "no dev data (threshold 0.5, not tuned)"
+    log(f"ensemble of {len(members)}: {scored}; model in {run_dir / MODEL_SUBDIR} [{secs:.1f} s]")
     return TrainResult(run_dir, -1, best_f1, [], secs)
 
 
@@ -447,9 +448,9 @@ def _save_ensemble(cfg: Config, run_dir: Path, members: list, log) -> float:
                            "dev_entity_f1": (m.meta["dev_metrics"] or {}).get("entity", {}).get("f1")}
                           for m in members])
     save_model(run_dir / MODEL_SUBDIR, params, first.vocab, meta, first.gazetteer)
-    for m in members:
-        log(f"member seed {m.config.train.seed}: best epoch {m.meta['best_epoch']}, dev LOC entity F1 "
-            f"{meta['ensemble'][members.index(m)]['dev_entity_f1'] or 0:.4f}")
+    for m in meta["ensemble"]:
+        f1 = "no dev data" if m["dev_entity_f1"] is None else f"dev LOC entity F1 {m['dev_entity_f1']:.4f}"
+        log(f"member seed {m['seed']}: best epoch {m['best_epoch']}, {f1}")
     if dev_data is not None:
         _write_dev_reports(cfg, run_dir, params, dev_data, first.classes, threshold)
     return scores["entity"]["f1"] if scores else 0.0

@@ -172,3 +172,16 @@ def test_ctrl_c_outside_a_members_loop_still_says_how_to_resume(tmp_path, monkey
     monkeypatch.setattr(T, "load_model", real)
     train(resume=tmp_path / "run", log=lambda s: None, point_latest=False)  # member 0 finished: merged after member 1
     assert load_model(tmp_path / "run" / "model").params.hidden == 2 * cfg.model.hidden
+
+
+def test_an_ensemble_without_dev_data_keeps_the_threshold_at_one_half(tmp_path):
+    from conftest import make_tiny_config
+
+    cfg = make_tiny_config(*RANDOM_SMALL, "train.ensemble=2", "train.epochs=1")
+    cfg.data.dev = None
+    lines = []
+    train(cfg, out_dir=tmp_path / "run", log=lines.append, point_latest=False)
+    model = load_model(tmp_path / "run" / "model")
+    assert model.meta["threshold"] == 0.5 and model.meta["dev_metrics"] is None
+    assert lines[-1].startswith("ensemble of 2: no dev data (threshold 0.5, not tuned); model in")
+    assert "member seed 1: best epoch 1, no dev data" in lines
