@@ -71,3 +71,18 @@ def test_params_are_read_as_np_load_reads_them_without_its_extra_copy(tmp_path):
     np.savez(objects, E=np.array([{"x": 1}], dtype=object))
     with pytest.raises(ValueError, match="Python objects"):
         read_npz(objects)
+
+
+def test_large_arrays_are_mapped_copy_on_write(tmp_path, monkeypatch):
+    import ner_window.artifact as A
+
+    path = saved(tmp_path, {"task": "binary", "radius": 1, "hidden": 5}) / "params.npz"
+    before = path.read_bytes()
+    with np.load(path, allow_pickle=False) as npz:
+        want = {k: npz[k] for k in npz.files}
+    monkeypatch.setattr(A, "MAP_BYTES", 0)  # every member mapped, as E is in a real model
+    got = A.read_npz(path)
+    assert all(np.array_equal(got[k], want[k]) and got[k].shape == want[k].shape for k in want)
+    assert type(got["E"]) is np.ndarray and got["E"].flags.writeable
+    got["E"][:] = 7.0  # a private copy of the page: the model file is untouched
+    assert path.read_bytes() == before and not np.array_equal(A.read_npz(path)["E"], got["E"])
