@@ -324,7 +324,7 @@ def explain(model: Model, text: str, word: str | None = None, label: int | str =
             "radius": model.radius, "window": params.window, "d": params.d, "d_c": params.d_c,
             "D": int(params.W.shape[1]), "hidden": params.hidden, "activation": model.activation, "loss": fb["loss"],
             "threshold": None if multiclass else model.threshold,
-            "ensemble": len(model.meta.get("ensemble") or []) or 1,  # members merged into this one network
+            "ensemble": model.config.train.ensemble,  # members merged into this one network (ensemble.py)
         },
         "window": rows,
         "forward": {

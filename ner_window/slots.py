@@ -39,7 +39,8 @@ cache of at most ``cache_bytes`` (64 MB by default: 33,554 token types for that 
 when a new batch would overflow it, the most used half of the rows stays (counted by the
 window slots that read them) and the rest is forgotten (all of it, if even that leaves too
 little room).  An ensemble's W (ensemble.py) is block diagonal, K members side by side: its
-rows are projected block by block, leaving the zeros out (the same numbers).  Running text
+rows are projected block by block, leaving the zeros out (the same numbers to float32
+rounding: BLAS adds the remaining terms in its own order).  Running text
 repeats its words (Zipf), so after the first few thousand lines nearly every token's
 row is already there; a one-sentence call computes only that sentence's ~10 rows (a
 few microseconds each), never the whole vocabulary (V·w·H·4 bytes: 100 MB for the
@@ -130,11 +131,11 @@ class SlotScorer:
         self.w, self.H, self.m = params.window, params.hidden, params.radius
         self.K = 1 if params.C is None else params.C.shape[0]
         dt = params.dtype
-        # W_k as one (d + d_c, w·H) matrix: [e; c] @ WT_slots = (W_0 x_k; ...; W_{w-1} x_k)
         W3 = np.asarray(params.W).reshape(self.H, self.w, params.d + params.d_c)
         self.WT_slots = _slot_matrix(W3)
         # an ensemble's W (ensemble.py) is block diagonal: project each member's columns to its own rows only
-        self.blocks = [(h, x, _slot_matrix(W3[h][:, :, x])) for h, x in independent_blocks(W3)]
+        groups = independent_blocks(W3)
+        self.blocks = [(h, x, _slot_matrix(W3[h][:, :, x])) for h, x in groups] if len(groups) > 1 else []
         self.U = params.u.reshape(-1, self.H)  # (n_out, H): u as a row for binary
         self.c = None if params.c is None else params.c.reshape(-1)
         self.capacity = max(64, int(cache_bytes) // (self.w * self.H * dt.itemsize))
@@ -163,7 +164,7 @@ class SlotScorer:
         p = self.params
         word, cas = np.divmod(types, self.K)
         x = p.E[word] if p.C is None else np.concatenate([p.E[word], p.C[cas]], axis=1)  # (n, d + d_c)
-        if len(self.blocks) <= 1:
+        if not self.blocks:
             T = one_row_at_a_time(x, self.WT_slots).reshape(-1, self.w, self.H)
         else:  # the zeros between the blocks add nothing: leave them out (3x fewer products for 3 members)
             T = np.empty((len(types), self.w, self.H), x.dtype)

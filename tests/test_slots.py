@@ -158,9 +158,10 @@ def test_an_ensembles_block_diagonal_w_is_projected_block_by_block():
     scorer = SlotScorer(merged, "tanh")
     assert [(len(h), len(x)) for h, x, _ in scorer.blocks] == [(10, 9)] * 3  # 10 units reading d + d_c = 9 each
     assert len(independent_blocks(np.ones((4, 5, 7)))) == 1  # a dense W is one block
+    assert SlotScorer(members[0], "tanh").blocks == []  # one network: the plain slot matrix, no copy of it
     types = np.arange(0, 300 * 8, 7)
     blocked = scorer._project(types)
-    scorer.blocks = []  # the dense einsum over all K·(d + d_c) columns
+    scorer.blocks = []  # the dense product over all K·(d + d_c) columns
     np.testing.assert_allclose(blocked, scorer._project(types), rtol=0, atol=1e-6)  # BLAS adds in its own order
     ids, cas = rng.integers(0, 300, size=(2000, 5)), rng.integers(0, 8, size=(2000, 5))
     s = SlotScorer(merged, "tanh").scores_windows(ids, cas)
