@@ -414,15 +414,23 @@ def _prefixed(log, prefix: str, line: str) -> None:
 
 def _make_ensemble_dir(cfg: Config, run_dir: Path, log) -> None:
     """Create an ensemble's run directory (or clear the previous run in it, under --overwrite) with config.json."""
-    if run_dir.exists() and is_run(run_dir):  # choose_run_dir let it through: --overwrite
+    _create_run_dir(run_dir, log, inside=MEMBERS)
+    write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+
+
+def _create_run_dir(run_dir: Path, log, inside: str | None = None) -> bool:
+    """Clear the previous run in ``run_dir`` (choose_run_dir let it through: --overwrite), then create it
+    (and its subdirectory ``inside``); returns whether this call created ``run_dir``."""
+    if run_dir.exists() and is_run(run_dir):
         log(f"--overwrite: replacing the run in {run_dir}")
         _clear_run(run_dir)
+    created = not run_dir.exists()
     try:
-        (run_dir / MEMBERS).mkdir(parents=True, exist_ok=True)
+        (run_dir / inside if inside else run_dir).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
                           f"give a directory path you can write to") from None
-    write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    return created
 
 
 def _save_ensemble(cfg: Config, run_dir: Path, members: list, log) -> float:
@@ -566,16 +574,7 @@ def _start(cfg: Config, train_sents, dev_sents, classes: list[str], gazetteer: G
 def _make_run_dir(run: _Run, log) -> None:
     """Create the run directory (or, under --overwrite, clear the previous run in it) and write config.json."""
     run_dir = run.run_dir
-    if run_dir.exists() and is_run(run_dir):  # choose_run_dir let it through: --overwrite
-        log(f"--overwrite: replacing the run in {run_dir}")
-        _clear_run(run_dir)
-    run.created = not run_dir.exists()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        run.created = False
-        raise ConfigError(f"--out {run_dir}: cannot create the run directory ({e.strerror}); "
-                          f"give a directory path you can write to") from None
+    run.created = _create_run_dir(run_dir, log)
     write_text_atomic(run_dir / "config.json", json.dumps(run.cfg.to_dict(), indent=1))
     if run.gazetteer is not None:
         run.gazetteer.save(run_dir)  # --resume reads it back
