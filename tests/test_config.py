@@ -51,6 +51,8 @@ def test_int_is_accepted_for_float():
     ("train:\n  lr: 0\n", r"train.lr = 0.0 is out of range; it must be > 0"),
     ("train:\n  lr: -0.1\n", r"train.lr = -0.1 is out of range"),
     ("train:\n  batch_size: 0\n", r"train.batch_size = 0 is out of range; it must be >= 1"),
+    ("train:\n  ensemble: 0\n", r"train.ensemble = 0 is out of range; it must be >= 1"),
+    ("train:\n  ensemble: 17\n", r"train.ensemble = 17 is out of range; it must be <= 16"),
     ("train:\n  epochs: true\n", r"train.epochs = True must be int, not bool"),
     ("model:\n  radius: -1\n", r"model.radius = -1 is out of range; it must be >= 0"),
     ("model:\n  activation: softplus\n", r"model.activation = 'softplus' is not allowed; use one of: sigmoid"),

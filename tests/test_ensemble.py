@@ -185,3 +185,26 @@ def test_an_ensemble_without_dev_data_keeps_the_threshold_at_one_half(tmp_path):
     assert model.meta["threshold"] == 0.5 and model.meta["dev_metrics"] is None
     assert lines[-1].startswith("ensemble of 2: no dev data (threshold 0.5, not tuned); model in")
     assert "member seed 1: best epoch 1, no dev data" in lines
+
+
+def test_a_damaged_ensemble_run_is_a_one_line_error(ensemble_runs, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from ner_window.cli import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(ensemble_runs["root"] / "whole", run)
+    (run / "config.json").write_text("{not json", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["train", "--resume", str(run)])
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1
+    assert f"{run / 'config.json'}: cannot be read" in r.stderr and "start a new run" in r.stderr
+    shutil.copy(ensemble_runs["root"] / "whole" / "config.json", run / "config.json")
+    meta_path = run / "members" / "seed-3" / "model" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["classes"] = ["O", "GPE"]  # a member whose data changed since the others were trained
+    meta_path.write_text(json.dumps(meta))
+    r = CliRunner().invoke(cli, ["train", "--resume", str(run)])
+    assert r.exit_code == 2 and "the members' vocabularies, classes or gazetteers differ" in r.stderr
+    assert "--overwrite" in r.stderr.splitlines()[-1]
