@@ -155,7 +155,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             local = f.read(30)
             if len(local) < 30 or local[:4] != b"PK\x03\x04" or not m.filename.endswith(".npy"):
                 raise zipfile.BadZipFile(f"member {m.filename!r} is not a stored .npy array")
-            f.seek(m.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little"))
+            name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+            f.seek(m.header_offset + 30 + name_len + extra_len)  # the member's data: its .npy header, then the array
             version = np.lib.format.read_magic(f)
             shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
                                      else np.lib.format.read_array_header_2_0(f))

@@ -67,8 +67,9 @@ MEMBERS = "members"  # an ensemble's run directory keeps its members' runs here 
 class Interrupted(NerWindowError):
     """Training stopped by SIGINT/SIGTERM after writing a checkpoint."""
 
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
+    def __init__(self, what: str, signum: int, resume: Path, advice: str = "continue with"):
+        super().__init__(f"{what}; {advice}: ner-window train --resume {resume}")
+        self.what = what  # what happened, without the advice (an ensemble gives its own)
         self.exit_code = 128 + signum
 
 
@@ -393,12 +394,11 @@ def _train_ensemble(cfg: Config, run_dir: Path, log, resumed: bool, point_latest
                       overwrite=True)
             members.append(load_model(member_dir / MODEL_SUBDIR))
         except Interrupted as e:
-            raise Interrupted(f"{e.args[0].split(';')[0]}; the ensemble continues with: ner-window train --resume "
-                              f"{run_dir}", e.exit_code - 128) from None
+            raise Interrupted(e.what, e.exit_code - 128, run_dir, advice="the ensemble continues with") from None
         except KeyboardInterrupt as e:  # a signal outside the member's loop: it resumes from its checkpoint, if any
             signum = getattr(e, "signum", signal.SIGINT)
-            raise Interrupted(f"{signal.Signals(signum).name} at member seed {seed}; the ensemble continues with: "
-                              f"ner-window train --resume {run_dir}", signum) from None
+            raise Interrupted(f"{signal.Signals(signum).name} at member seed {seed}", signum, run_dir,
+                              advice="the ensemble continues with") from None
     best_f1 = _save_ensemble(cfg, run_dir, members, log)
     if point_latest:
         reports.point_latest(run_dir)
@@ -678,8 +678,7 @@ def _train_epoch(run: _Run, stop: dict, log) -> None:
                 run.checkpoint()
                 name = signal.Signals(stop["signum"]).name
                 raise Interrupted(f"{name}: checkpoint written to {run.run_dir / CHECKPOINT} at epoch {epoch + 1}, "
-                                  f"step {state.step}; continue with: ner-window train --resume {run.run_dir}",
-                                  stop["signum"])
+                                  f"step {state.step}", stop["signum"], run.run_dir)
     progress.close()
     state.epoch_seconds += time.perf_counter() - t_epoch
 
