@@ -133,15 +133,16 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-MAP_BYTES = 4 * 2**20  # arrays this large are memory-mapped (copy on write) rather than read
+MAP_BYTES = 4 * 2**20  # arrays this large are memory-mapped (read-only) rather than read
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a .npz as np.savez writes it (members stored, not compressed), each read straight
-    from the file into its array, or, from MAP_BYTES up (E), mapped copy-on-write: only the pages of
-    the rows in use are read, and processes tagging with one model share them.  np.load(allow_pickle=
-    False) gives the same arrays, but also computes each member's CRC-32 and copies it once more:
-    ~40 ms of a cold start for a 70 MB model.
+    from the file into its array, or, from MAP_BYTES up (E), mapped read-only: only the pages of the
+    rows in use are read, processes tagging with one model share them, and a reader done with the
+    rows can give the pages back (slots.mapped_pages).  Writing to such an array is an error: copy it
+    first.  np.load(allow_pickle=False) gives the same arrays, but also computes each member's CRC-32
+    and copies it once more: ~40 ms of a cold start for a 70 MB model.
     A truncated file, a member that is not a plain array or any other layout is an error (or, when
     compressed, is read by np.load)."""
     arrays = {}
@@ -166,7 +167,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             if nbytes >= MAP_BYTES:  # E: mapped, so only the pages of the rows a text uses are read
                 if f.tell() + nbytes > os.fstat(f.fileno()).st_size:
                     raise EOFError(f"member {m.filename!r} ends early")
-                a = np.memmap(f, dtype, mode="c", offset=f.tell(), shape=shape, order=order).view(np.ndarray)
+                a = np.memmap(f, dtype, mode="r", offset=f.tell(), shape=shape, order=order).view(np.ndarray)
             else:
                 a = np.empty(shape, dtype, order=order)
                 if f.readinto(memoryview(a.reshape(-1, order="A")).cast("B")) != a.nbytes:

@@ -46,6 +46,9 @@ row is already there; a one-sentence call computes only that sentence's ~10 rows
 few microseconds each), never the whole vocabulary (V·w·H·4 bytes: 100 MB for the
 base model's 50k words, 800 MB for 400k).  The map from a token type to its row is a
 dense int32 array of V·K entries (1.6 MB for V = 50k, K = 8 casing classes).
+E itself, mapped read-only from params.npz (artifact.read_npz), is read only to compute rows, and
+its pages are given back after each batch of new rows (drop_pages): a stream would otherwise keep
+most of E in its memory (the merged default model's 68 MB E: ~50 MB of a 1M-token run).
 
 The same number every time
 --------------------------
@@ -65,6 +68,8 @@ the matrix-product path (fast.predict_proba) the results agree to float32 roundi
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 from .fast import scratch_buffer
@@ -78,6 +83,7 @@ BATCH = 2048  # windows per gather: two (BATCH, H) float32 scratch arrays, ~1.6 
 
 
 PROJECT = 1024  # token types projected at once
+DROP_ROWS = 256  # rows computed between two drop_pages of a mapped E: each fault maps 64 kB of it (~10 µs)
 
 
 def _slot_matrix(W3: np.ndarray) -> np.ndarray:
@@ -89,6 +95,24 @@ def _slot_matrix(W3: np.ndarray) -> np.ndarray:
 def one_row_at_a_time(x: np.ndarray, M: np.ndarray) -> np.ndarray:
     """x M for x (n, j), M (j, k) as n one-row products (n, k): row i depends on x[i] alone."""
     return np.matmul(x[:, None, :], M)[:, 0]
+
+
+def mapped_pages(a: np.ndarray) -> mmap.mmap | None:
+    """The read-only file mapping that array ``a`` views (artifact.read_npz maps E so), or None: an
+    array in memory, a writeable one, or an OS without madvise.  Dropping its pages (drop_pages) costs
+    only re-reading them from the page cache: nothing in a read-only mapping can have changed."""
+    if a.flags.writeable or not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+    base = a.base
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
+def drop_pages(pages: mmap.mmap) -> None:
+    """Unmap a read-only file mapping's pages from this process (MADV_DONTNEED): they stop counting to
+    its memory, stay in the OS's page cache, and are mapped again when read."""
+    pages.madvise(mmap.MADV_DONTNEED)
 
 
 def independent_blocks(W3: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -148,6 +172,8 @@ class SlotScorer:
         self._slot = np.arange(self.w, dtype=np.int64)
         self._special = self.type_ids(np.array([BOS_ID, EOS_ID]), np.array([PAD, PAD]))  # <s>, </s> with pad casing
         self._windows: dict[int, np.ndarray] = {}  # _window_at's cache, n <= SMALL + 2m
+        self._pages = mapped_pages(params.E)  # E mapped from params.npz: its pages are given back once read
+        self._since_drop = 0  # rows computed since its pages were last given back
 
     # ------------------------------------------------------------------ rows of T
 
@@ -191,6 +217,10 @@ class SlotScorer:
             new = np.arange(self.n_rows, self.n_rows + len(missing), dtype=np.int32)
             for a in range(0, len(missing), PROJECT):  # in pieces: the temporaries stay a few MB
                 self.T[new[a:a + PROJECT]] = self._project(missing[a:a + PROJECT])
+                self._since_drop += min(PROJECT, len(missing) - a)
+                if self._pages is not None and self._since_drop >= DROP_ROWS:  # the rows are in T now:
+                    drop_pages(self._pages)  # E's pages need not stay in memory
+                    self._since_drop = 0
             self.row_of[missing] = new
             self.keys[new] = missing
             self.n_rows += len(missing)

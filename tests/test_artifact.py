@@ -4,6 +4,7 @@ one-line user error (exit 2) naming meta.json for a value no config allows."""
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from ner_window.artifact import load_model, save_model
@@ -73,7 +74,7 @@ def test_params_are_read_as_np_load_reads_them_without_its_extra_copy(tmp_path):
         read_npz(objects)
 
 
-def test_large_arrays_are_mapped_copy_on_write(tmp_path, monkeypatch):
+def test_large_arrays_are_mapped_read_only(tmp_path, monkeypatch):
     import ner_window.artifact as A
 
     path = saved(tmp_path, {"task": "binary", "radius": 1, "hidden": 5}) / "params.npz"
@@ -83,6 +84,12 @@ def test_large_arrays_are_mapped_copy_on_write(tmp_path, monkeypatch):
     monkeypatch.setattr(A, "MAP_BYTES", 0)  # every member mapped, as E is in a real model
     got = A.read_npz(path)
     assert all(np.array_equal(got[k], want[k]) and got[k].shape == want[k].shape for k in want)
-    assert type(got["E"]) is np.ndarray and got["E"].flags.writeable
-    got["E"][:] = 7.0  # a private copy of the page: the model file is untouched
-    assert path.read_bytes() == before and not np.array_equal(A.read_npz(path)["E"], got["E"])
+    assert type(got["E"]) is np.ndarray and not got["E"].flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        got["E"][:] = 7.0  # the model file can never change under a reader
+    from ner_window.slots import drop_pages, mapped_pages
+
+    pages = mapped_pages(got["E"])
+    assert pages is not None and mapped_pages(want["E"]) is None and mapped_pages(got["E"].copy()) is None
+    drop_pages(pages)  # given back: read again from the file when needed
+    assert np.array_equal(got["E"], want["E"]) and path.read_bytes() == before

@@ -180,3 +180,46 @@ def test_a_full_cache_keeps_its_most_used_rows():
         scorer.scores_lines(ids, np.ones(80, np.int64), np.array([80]))
     assert scorer.refills >= 10 and scorer.n_rows <= 64
     assert scorer.row_of[scorer.type_ids(np.array([11]), np.array([1]))][0] >= 0  # still cached
+
+
+def _rss_kb_of_mapping(address: int) -> int:
+    """Rss of the mapping that holds ``address``, from /proc/self/smaps (kB)."""
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and head == "Rss:":
+                return int(line.split()[1])
+    raise AssertionError("no mapping holds the address")
+
+
+def test_a_mapped_e_gives_back_its_pages_and_the_same_scores(tmp_path, monkeypatch):
+    """params.npz's E is mapped read-only (artifact.read_npz); once a batch's rows are in T its pages
+    leave the process (the merged default model's 68 MB E would otherwise stay ~50 MB of its memory),
+    and rows computed again after the cache is emptied read the same numbers from the file."""
+    import ner_window.slots as slots
+    from ner_window.artifact import MAP_BYTES, read_npz
+
+    monkeypatch.setattr(slots, "DROP_ROWS", 1)  # after every piece of rows (256 rows of a real E: ~16 MB)
+    params = init_params(30000, 50, 2, 8, n_casing=8, d_c=3, rng=np.random.default_rng(8))
+    assert params.E.nbytes >= MAP_BYTES  # 6 MB: mapped, as a real model's E
+    np.savez(tmp_path / "params.npz", **params.to_dict())
+    mapped = Params.from_dict(read_npz(tmp_path / "params.npz"))
+    assert not mapped.E.flags.writeable
+    rng = np.random.default_rng(9)
+    ids, cas = rng.integers(0, 30000, 20000), rng.integers(0, 8, 20000)
+    lengths = np.full(100, 200)
+    cache = 3000 * 5 * 8 * 4  # 3,000 rows: refilled many times over 20,000 tokens of 30,000 words
+    in_memory, from_file = SlotScorer(params, "tanh", cache_bytes=cache), SlotScorer(mapped, "tanh", cache_bytes=cache)
+    want = in_memory.scores_lines(ids, cas, lengths)
+    got = from_file.scores_lines(ids, cas, lengths)
+    assert from_file.refills >= 3
+    np.testing.assert_array_equal(got, want)
+    address = mapped.E.__array_interface__["data"][0]
+    assert _rss_kb_of_mapping(address) == 0  # the rows were read, then the pages given back
+    mapped.E[::100].sum()  # a reader still sees every row
+    assert _rss_kb_of_mapping(address) > 0
+    assert in_memory._pages is None  # an array in memory is left alone
