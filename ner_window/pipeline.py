@@ -50,10 +50,10 @@ from .tagger import TagWriter
 from .textio import Piece
 from .tokenize import _SEPARATOR, _TOKEN
 from .vocab import Vocab
-from .windows import KnownTokens, token_ids
+from .windows import MAX_KNOWN, KnownTokens, token_ids
 
 CHUNK_CHARS = 64 * 1024  # ~10k tokens of running text a chunk
-MAX_CACHED = 1 << 19  # entries in each per-token dictionary before it is emptied
+MAX_CACHED = MAX_KNOWN  # entries in the tokenizer's run cache before it is emptied: the Encoder's bound
 PIPELINE_FORMATS = ("text", "conll", "jsonl")
 
 _encode_json = json.encoder.encode_basestring  # json.dumps(str, ensure_ascii=False), in C
