@@ -99,6 +99,8 @@ class TrainConfig:
     seed: int = knob(0, "seed for initialisation, shuffling and word dropout")
     ensemble: int = knob(1, "members trained (seeds ensemble*seed ... ensemble*seed + ensemble - 1) and merged into "
                          "one network whose score is their mean (ensemble.py); 1 = a single network", min=1, max=16)
+    jobs: int = knob(1, "ensemble members trained at once, each in a process of its own; 1 = one after the "
+                     "other in this process (the same model either way)", min=1, max=16)
     epochs: int = knob(10, "maximum epochs", min=1)
     batch_size: int = knob(64, "windows per SGD step", min=1)
     lr: float = knob(0.05, "learning rate", min=0, min_exclusive=True)

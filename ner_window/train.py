@@ -31,8 +31,11 @@ import hashlib
 import itertools
 import json
 import math
+import os
+import queue
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -53,7 +56,7 @@ from .embeddings import coverage, prepare_embeddings
 from .ensemble import member_seeds, merge
 from .errors import ConfigError, NerWindowError, TrainingError
 from .fast import StepLoss, predict_proba, predict_scores, sentence_train_step, train_step
-from .files import write_text_atomic
+from .files import Signalled, write_text_atomic
 from .gazetteer import Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
@@ -185,12 +188,15 @@ def blas_threads_limited(n: int):
         yield
 
 
+_SHOW_PROGRESS = True  # False in an ensemble member's process (_member_process)
+
+
 class _Progress:
     """A progress line with windows/s and running loss on a terminal; silent otherwise."""
 
     def __init__(self, total: int, epoch: int, stream=sys.stderr):
         self.total, self.epoch, self.stream = total, epoch, stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.tty = _SHOW_PROGRESS and hasattr(stream, "isatty") and stream.isatty()
         self.t0 = time.perf_counter()
         self.last = 0.0
 
@@ -381,17 +387,15 @@ def _train_ensemble(cfg: Config, run_dir: Path, log, resumed: bool, point_latest
         log(f"resuming the ensemble in {run_dir}")
     else:
         _make_ensemble_dir(cfg, run_dir, log)
+    seeds = member_seeds(cfg.train.seed, cfg.train.ensemble)
+    if cfg.train.jobs > 1:  # in processes of their own, then read back as the loop below reads finished members
+        _train_members_at_once(cfg, run_dir, seeds, min(cfg.train.jobs, len(seeds)), log, on_epoch)
     members = []
-    for seed in member_seeds(cfg.train.seed, cfg.train.ensemble):
+    for seed in seeds:
         member_dir = run_dir / MEMBERS / f"seed-{seed}"
-        member_log = functools.partial(_prefixed, log, f"[member seed {seed}] ")
         try:
-            if has_checkpoint(member_dir):
-                train(resume=member_dir, log=member_log, point_latest=False, on_epoch=on_epoch)
-            else:
-                member_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed, ensemble=1))
-                train(member_cfg, out_dir=member_dir, log=member_log, point_latest=False, on_epoch=on_epoch,
-                      overwrite=True)
+            if cfg.train.jobs == 1:
+                _train_member(cfg, run_dir, seed, log, on_epoch)
             members.append(load_model(member_dir / MODEL_SUBDIR))
         except Interrupted as e:
             raise Interrupted(e.what, e.exit_code - 128, run_dir, advice="the ensemble continues with") from None
@@ -410,6 +414,158 @@ def _train_ensemble(cfg: Config, run_dir: Path, log, resumed: bool, point_latest
 
 def _prefixed(log, prefix: str, line: str) -> None:
     log(prefix + line)
+
+
+def _train_member(cfg: Config, run_dir: Path, seed: int, log, on_epoch) -> None:
+    """Train the member of ``seed`` in run_dir/members/seed-N, or resume it from its checkpoint (a finished
+    member's resume says so and returns)."""
+    member_dir = run_dir / MEMBERS / f"seed-{seed}"
+    member_log = functools.partial(_prefixed, log, f"[member seed {seed}] ")
+    if has_checkpoint(member_dir):
+        train(resume=member_dir, log=member_log, point_latest=False, on_epoch=on_epoch)
+    else:
+        member_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed, ensemble=1, jobs=1))
+        train(member_cfg, out_dir=member_dir, log=member_log, point_latest=False, on_epoch=on_epoch, overwrite=True)
+
+
+def _train_members_at_once(cfg: Config, run_dir: Path, seeds: list[int], jobs: int, log, on_epoch) -> None:
+    """Train (or resume) the members of ``seeds``, ``jobs`` at a time, each in a Python process of its own
+    (member_main, reading run_dir/config.json) that reports its log lines and epochs as JSON lines.  A
+    member's numbers do not depend on where it is trained, so the model is the one train.jobs = 1 gives.
+
+    SIGINT / SIGTERM here are passed on, once, to every running member (each in a process group of its
+    own, so a terminal's Ctrl-C reaches it only this way), which writes its checkpoint and stops; no new
+    member starts, and Interrupted says how to resume.  A member's error stops new members too and is
+    raised once the running ones have finished."""
+    messages: queue.Queue = queue.Queue()
+    waiting, running, ready, failed = list(seeds), {}, set(), []
+    stop: dict = {"signum": None}
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        if stop["signum"] is None:
+            log(f"{signal.Signals(signum).name}: the running members write their checkpoints and stop")
+        stop["signum"] = signum
+        for seed in ready & set(running):
+            _kill(running[seed], signum)
+
+    with _handlers(on_signal):
+        while running or (waiting and stop["signum"] is None and not failed):
+            while waiting and len(running) < jobs and stop["signum"] is None and not failed:
+                seed = waiting.pop(0)
+                running[seed] = _start_member(run_dir, seed, messages, on_epoch is not None)
+            seed, report = messages.get()
+            kind = report["kind"]
+            if kind == "log":
+                log(report["line"])
+            elif kind == "epoch":
+                on_epoch(report["row"], report["improved"])
+            elif kind == "ready":
+                ready.add(seed)
+                if stop["signum"] is not None:  # it was starting when the signal came
+                    _kill(running[seed], stop["signum"])
+            elif kind == "done":
+                stop["signum"] = stop["signum"] or report.get("signum")  # a signal sent to it alone: the others finish
+                if report.get("error"):
+                    failed.append(_member_error(report["error"]))
+            elif kind == "end":  # its output closed: the process has ended, with or without "done"
+                code = running.pop(seed).wait()
+                if not report["done"] and (stop["signum"] is None or seed in ready):
+                    failed.append(TrainingError(
+                        f"{run_dir / MEMBERS / f'seed-{seed}'}: the member's process ended with exit code {code} "
+                        f"before it finished (killed, or out of memory?); ner-window train --resume {run_dir} "
+                        f"continues the ensemble"))
+    if failed:
+        raise failed[0]
+    if stop["signum"] is not None:
+        raise Interrupted(signal.Signals(stop["signum"]).name, stop["signum"], run_dir,
+                          advice="checkpoints written; the ensemble continues with")
+
+
+def _start_member(run_dir: Path, seed: int, messages: queue.Queue, epochs: bool) -> subprocess.Popen:
+    """The process training the member of ``seed``; a thread puts (seed, report) on ``messages`` for each
+    JSON line it writes, then (seed, {"kind": "end", "done": ...}) when its output closes."""
+    root = str(Path(__file__).resolve().parent.parent)  # this ner_window, installed or not
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    code = "import sys; from ner_window.train import member_main; sys.exit(member_main(sys.argv[1:]))"
+    process = subprocess.Popen([sys.executable, "-c", code, str(run_dir), str(seed), "1" if epochs else "0"],
+                               stdout=subprocess.PIPE, env=env, process_group=0)
+
+    def read() -> None:
+        done = False
+        for line in process.stdout:
+            report = json.loads(line)
+            done = done or report["kind"] == "done"
+            messages.put((seed, report))
+        messages.put((seed, {"kind": "end", "done": done}))
+
+    threading.Thread(target=read, name=f"ner-window member seed {seed}", daemon=True).start()
+    return process
+
+
+def _kill(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
+
+
+@contextlib.contextmanager
+def _handlers(on_signal):
+    """on_signal for SIGINT and SIGTERM while the block runs (main thread only), the previous ones after."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+def _member_error(error: dict) -> Exception:
+    """The exception a member's process reported ({"type", "message"}): the same class for the package's
+    own errors, TrainingError naming the type for anything else."""
+    from . import errors
+
+    cls = getattr(errors, error["type"], None)
+    if isinstance(cls, type) and issubclass(cls, NerWindowError):
+        return cls(error["message"])
+    return TrainingError(error["message"])
+
+
+def member_main(argv: list[str]) -> int:
+    """A member's process (_start_member): ``RUN_DIR SEED EPOCHS``; trains or resumes the member of SEED of the
+    ensemble in RUN_DIR and writes its reports as JSON lines to stdout, the last one {"kind": "done", ...}
+    with the signal that stopped it or the error it met."""
+    run_dir, seed, epochs = Path(argv[0]), int(argv[1]), argv[2] == "1"
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")  # the reports; anything printed goes to stderr
+    sys.stdout = sys.stderr
+    global _SHOW_PROGRESS
+    _SHOW_PROGRESS = False  # the parent prints the members' lines; a progress bar each would tangle them
+
+    def report(kind: str, **fields) -> None:
+        out.write(json.dumps({"kind": kind, **fields}, default=float) + "\n")
+        out.flush()
+
+    def on_signal(signum, frame):  # noqa: ARG001  (train's own handlers take over inside its loop)
+        raise Signalled(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    done: dict = {}
+    try:
+        report("ready")
+        on_epoch = (lambda row, improved: report("epoch", row=row, improved=improved)) if epochs else None
+        _train_member(ensemble_config(run_dir), run_dir, seed, lambda line: report("log", line=line), on_epoch)
+    except Interrupted as e:  # its checkpoint is written
+        done["signum"] = e.exit_code - 128
+    except KeyboardInterrupt as e:  # training had not begun: the resume starts it
+        done["signum"] = getattr(e, "signum", signal.SIGINT)
+    except NerWindowError as e:
+        done["error"] = {"type": type(e).__name__, "message": str(e)}
+    except Exception as e:  # noqa: BLE001  (a bug or MemoryError: named, with the run to resume)
+        done["error"] = {"type": type(e).__name__, "message": f"member seed {seed} stopped with "
+                         f"{type(e).__name__}: {e}; ner-window train --resume {run_dir} continues the ensemble"}
+    report("done", **done)
+    return 0
 
 
 def _make_ensemble_dir(cfg: Config, run_dir: Path, log) -> None:

@@ -208,3 +208,105 @@ def test_a_damaged_ensemble_run_is_a_one_line_error(ensemble_runs, tmp_path):
     r = CliRunner().invoke(cli, ["train", "--resume", str(run)])
     assert r.exit_code == 2 and "the members' vocabularies, classes or gazetteers differ" in r.stderr
     assert "--overwrite" in r.stderr.splitlines()[-1]
+
+
+# ---------------------------------------------------------------- members trained at once (train.jobs)
+
+
+def test_members_trained_at_once_are_the_members_trained_one_after_the_other(ensemble_runs):
+    """train.jobs = 2: each member in a process of its own; its log lines and epochs come back to the
+    caller, and the merged model is byte for byte the one of train.jobs = 1."""
+    from conftest import make_tiny_config
+
+    root = ensemble_runs["root"]
+    cfg = make_tiny_config(*RANDOM_SMALL, "train.ensemble=2", "train.seed=1", "train.jobs=2")
+    lines, epochs = [], []
+    train(cfg, out_dir=root / "at-once", log=lines.append, point_latest=False,
+          on_epoch=lambda row, improved: epochs.append((row["epoch"], improved)))
+    a, b = (np.load(root / r / "model" / "params.npz") for r in ("whole", "at-once"))
+    assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+    for seed in (2, 3):
+        assert any(line.startswith(f"[member seed {seed}] epoch   3") for line in lines)
+        a, b = (np.load(root / r / "members" / f"seed-{seed}" / "model" / "params.npz") for r in ("whole", "at-once"))
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert sorted(e for e, _ in epochs) == [1, 1, 2, 2, 3, 3] and all(isinstance(i, bool) for _, i in epochs)
+    assert lines[-1].startswith("ensemble of 2: dev LOC entity F1")
+
+
+def _member_pids(parent: int) -> list[int]:
+    """Processes whose parent is ``parent`` and which train an ensemble member (train.member_main)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+                cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"member_main" in cmdline:
+                pids.append(int(entry))
+    return pids
+
+
+def _start_cli_training(run, *sets):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    args = [sys.executable, "-m", "ner_window.cli", "train", "--config", "configs/tiny.yaml", "--out", str(run)]
+    for s in sets:
+        args += ["--set", s]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+LONGER = (*RANDOM_SMALL[:2], "train.epochs=12", "train.patience=12", "train.ensemble=2", "train.seed=1")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_longer(tmp_path_factory):
+    from conftest import make_tiny_config
+
+    run = tmp_path_factory.mktemp("longer") / "run"
+    train(make_tiny_config(*LONGER), out_dir=run, log=lambda s: None, point_latest=False)
+    return np.load(run / "model" / "params.npz")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the command", "SIGKILL to a member"])
+def test_members_trained_at_once_stop_cleanly_and_resume_to_the_same_model(tmp_path, uninterrupted_longer, how):
+    """SIGTERM to `ner-window train`: both running members write their checkpoints and the command says
+    how to resume (exit 143).  A member's process killed outright: the other finishes, the command names
+    the member and the resume (exit 2).  Either way `train --resume` ends with the uninterrupted model."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    run = tmp_path / "run"
+    proc = _start_cli_training(run, *LONGER, "train.jobs=2")
+    for line in proc.stdout:  # the first epoch of a member: both are training
+        if line.startswith("[member seed") and " epoch " in line:
+            break
+    if how == "SIGTERM to the command":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.kill(sorted(_member_pids(proc.pid))[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    if how == "SIGTERM to the command":
+        assert proc.returncode == 143, err
+        assert err.strip() == f"ner-window: SIGTERM; checkpoints written; the ensemble continues with: " \
+                              f"ner-window train --resume {run}"
+        assert "SIGTERM: the running members write their checkpoints and stop" in out
+        for s in (2, 3):  # both stopped mid-way, not run to their end
+            member = run / "members" / f"seed-{s}"
+            assert (member / "checkpoint").exists() and not (member / "errors.txt").exists()
+    else:
+        assert proc.returncode == 2, err
+        assert "the member's process ended with exit code -9 before it finished" in err
+        assert f"ner-window train --resume {run} continues the ensemble" in err and len(err.splitlines()) == 1
+    assert not (run / "model").exists()
+    resumed = subprocess.run([sys.executable, "-m", "ner_window.cli", "train", "--resume", str(run)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    got = np.load(run / "model" / "params.npz")
+    assert all(np.array_equal(got[k], uninterrupted_longer[k]) for k in uninterrupted_longer.files)
