@@ -8,7 +8,9 @@ scoring   windows/s of one model over the same windows: slot projections (slots.
           rows computed beforehand, as in a stream after its first lines) against the matrix
           product (fast.predict_proba, batch 4096) and PyTorch (the same weights, nn.Embedding +
           nn.Linear, no_grad, batch 4096; when torch is installed: `make bench` installs it),
-          each with 1 and 2 threads, taking turns; medians of --repeat runs.
+          each with 1 and 2 threads, taking turns; medians of --repeat runs.  With numba (the `fast`
+          extra), also a compiled loop over the slot path's rows (compiled_scorer: what compiled
+          per-window code would give, which the package's predict path does not have).
 predict   `ner-window predict --file` on a 10M-token file (and a 1M-token one: the same peak RSS),
           text and jsonl, to /dev/null; this checkout against another one (--before, e.g. main
           unpacked with `git archive main | tar -x -C /tmp/before`), taking turns.  Wall-clock
@@ -111,6 +113,61 @@ def torch_scorer(model, threads: int):
     return score
 
 
+# Eigen's float tanh (generic_fast_tanh_float): x·P(x²)/Q(x²) on x clamped to ±7.905, a few ulp from tanh;
+# written out so that the compiler vectorises it, which a call to libm's tanhf would prevent
+_TANH_P = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+           1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)
+_TANH_Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
+
+
+def compiled_scorer(scorer: SlotScorer):
+    """What compiled per-window code would give (issue 19's open design question; never in the package):
+    one numba loop over the rows the slot path gathers, z = Σ_k T_k[a_k] (b in the centre rows), tanh,
+    s = uᵀh + c, fused per window.  None without numba, or for a model other than binary with tanh."""
+    try:
+        from numba import njit
+    except ImportError:
+        return None
+    if scorer.activation != "tanh" or len(scorer.U) != 1:
+        return None
+    p0, p1, p2, p3, p4, p5, p6 = (np.float32(v) for v in _TANH_P)
+    q0, q1, q2, q3 = (np.float32(v) for v in _TANH_Q)
+    clamp = np.float32(7.90531110763549805)
+
+    @njit(fastmath=True)
+    def kernel(T, R, u, c, out):
+        N, w = R.shape
+        H = T.shape[1]
+        z = np.empty(H, np.float32)
+        for i in range(N):
+            r0 = R[i, 0] * w
+            for j in range(H):
+                z[j] = T[r0, j]
+            for k in range(1, w):
+                r = R[i, k] * w + k
+                for j in range(H):
+                    z[j] += T[r, j]
+            s = np.float32(0.0)
+            for j in range(H):
+                x = min(max(z[j], -clamp), clamp)
+                x2 = x * x
+                num = ((((((p0 * x2 + p1) * x2 + p2) * x2 + p3) * x2 + p4) * x2 + p5) * x2 + p6) * x
+                den = ((q0 * x2 + q1) * x2 + q2) * x2 + q3
+                s += num / den * u[j]
+            out[i] = s + c
+
+    T, u = scorer.T.reshape(-1, scorer.H), np.ascontiguousarray(scorer.U[0])
+    c = np.float32(0.0 if scorer.c is None else scorer.c[0])
+
+    def score(ids, cas):
+        R = scorer.rows(scorer.type_ids(ids, cas))  # the cache holds every row already (bench_scoring)
+        out = np.empty(len(R), np.float32)
+        kernel(T, R, u, c, out)
+        return out
+
+    return score
+
+
 def bench_scoring(args) -> dict:
     model = load_model(args.model)
     # E in memory, as training leaves it: load_model maps it from params.npz in 4 kB pages, and the matrix
@@ -131,6 +188,10 @@ def bench_scoring(args) -> dict:
              "slots, 2 threads": lambda: slot[2].probabilities(slot[2].scores_windows(ids, cas)),
              "matrix product (predict_proba), 1 thread": lambda: predict_proba(model.params, ids, cas, act, 4096, 1),
              "matrix product (predict_proba), 2 threads": lambda: predict_proba(model.params, ids, cas, act, 4096, 2)}
+    compiled, compiled_error = compiled_scorer(slot[1]), None
+    if compiled is not None:  # compiled once here, and checked against the slot path's s
+        compiled_error = float(np.abs(compiled(ids, cas) - slot[1].scores_windows(ids, cas)).max())
+        impls["compiled slot loop (numba; not in the package)"] = lambda: compiled(ids, cas)
     for t in (1, 2):
         score = torch_scorer(model, t)
         if score is not None:
@@ -143,6 +204,7 @@ def bench_scoring(args) -> dict:
             runs.setdefault(name, []).append(N / (time.perf_counter() - t0))
     print(load(), file=sys.stderr)
     return {"windows": N, "rows": slot[1].n_rows, "cold_first_pass_windows_per_s": N / cold,
+            "compiled_max_abs_ds": compiled_error,
             "windows_per_s": {k: statistics.median(v) for k, v in runs.items()},
             "min_max": {k: [min(v), max(v)] for k, v in runs.items()},
             "torch": "torch" in sys.modules}
@@ -281,6 +343,8 @@ def main(argv=None) -> None:
                 extra = f"  peak RSS {r['peak_rss_mb'][name]:.0f} MB" if "peak_rss_mb" in r else ""
                 print(f"{name:<48} {v / 1e3:>9,.0f}k/s  (min-max {r['min_max'][name][0] / 1e3:,.0f}k-"
                       f"{r['min_max'][name][1] / 1e3:,.0f}k){extra}")
+        if r.get("compiled_max_abs_ds") is not None:
+            print(f"compiled loop against the slot path: max |Δs| {r['compiled_max_abs_ds']:.2g}")
         if section == "tag":
             for name, v in r.items():
                 print(f"{name:<30} {v if not isinstance(v, float) else f'{v:.2f}'}")

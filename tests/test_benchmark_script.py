@@ -99,6 +99,12 @@ def test_the_scale_benchmark_runs(tiny_model_dir, tmp_path):
                           "--model", str(tiny_model_dir), "--workdir", str(tmp_path), "--format", "json"],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    rates = json.loads(out.stdout)["scoring"]["windows_per_s"]
+    scoring = json.loads(out.stdout)["scoring"]
+    rates = scoring["windows_per_s"]
     assert {"slots, 1 thread", "slots, 2 threads", "matrix product (predict_proba), 1 thread"} <= set(rates)
     assert all(v > 0 for v in rates.values())
+    import importlib.util
+
+    if importlib.util.find_spec("numba"):  # make installs the fast extra: the compiled loop's row, and its s
+        assert "compiled slot loop (numba; not in the package)" in rates
+        assert scoring["compiled_max_abs_ds"] < 1e-4  # the rational tanh is a few ulp from np.tanh
