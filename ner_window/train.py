@@ -57,7 +57,7 @@ from .ensemble import member_seeds, merge
 from .errors import ConfigError, NerWindowError, TrainingError
 from .fast import StepLoss, predict_proba, predict_scores, sentence_train_step, train_step
 from .files import Signalled, write_text_atomic
-from .gazetteer import Gazetteer, compile_geonames
+from .gazetteer import FILE as GAZETTEER_FILE, Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
 from .vocab import UNK, Vocab
@@ -260,11 +260,14 @@ RUN_ENTRIES = (MODEL_SUBDIR, CHECKPOINT, MEMBERS, "config.json", "metrics.csv", 
 
 
 def is_run(directory: Path) -> bool:
-    """True when ``directory`` holds a ner-window run (a checkpoint, a model, or what a killed write left)."""
+    """True when ``directory`` holds a ner-window run (a checkpoint, a model, or what a killed write left),
+    or what a run killed outright (SIGKILL, out of memory) before its first checkpoint left: its config.json
+    (and gazetteer.json), nothing else."""
     d = Path(directory)
     return ((d / CHECKPOINT / "state.json").is_file() or (d / MODEL_SUBDIR / "meta.json").is_file()
             or any(d.glob(f".{CHECKPOINT}.*")) or (d / "config.json").is_file() and (d / "metrics.csv").is_file()
-            or is_ensemble_run(d))
+            or is_ensemble_run(d)
+            or (d / "config.json").is_file() and {p.name for p in d.iterdir()} <= {"config.json", GAZETTEER_FILE})
 
 
 def choose_run_dir(out_dir: str | Path | None, config_name: str, overwrite: bool = False) -> Path:
@@ -492,11 +495,16 @@ def _start_member(run_dir: Path, seed: int, messages: queue.Queue, epochs: bool)
 
     def read() -> None:
         done = False
-        for line in process.stdout:
-            report = json.loads(line)
-            done = done or report["kind"] == "done"
-            messages.put((seed, report))
-        messages.put((seed, {"kind": "end", "done": done}))
+        try:
+            for line in process.stdout:
+                try:
+                    report = json.loads(line)
+                except ValueError:  # not a report (nothing else should write here): shown as it is
+                    report = {"kind": "log", "line": f"[member seed {seed}] {line.decode('utf-8', 'replace').rstrip()}"}
+                done = done or report.get("kind") == "done"
+                messages.put((seed, report))
+        finally:  # whatever happened, the parent learns that this member's process has ended
+            messages.put((seed, {"kind": "end", "done": done}))
 
     threading.Thread(target=read, name=f"ner-window member seed {seed}", daemon=True).start()
     return process
@@ -536,8 +544,8 @@ def member_main(argv: list[str]) -> int:
     ensemble in RUN_DIR and writes its reports as JSON lines to stdout, the last one {"kind": "done", ...}
     with the signal that stopped it or the error it met."""
     run_dir, seed, epochs = Path(argv[0]), int(argv[1]), argv[2] == "1"
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")  # the reports; anything printed goes to stderr
-    sys.stdout = sys.stderr
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")  # the reports; anything else printed goes to stderr,
+    os.dup2(2, 1)  # from Python or from a library's C code
     global _SHOW_PROGRESS
     _SHOW_PROGRESS = False  # the parent prints the members' lines; a progress bar each would tangle them
 

@@ -310,3 +310,30 @@ def test_members_trained_at_once_stop_cleanly_and_resume_to_the_same_model(tmp_p
     assert resumed.returncode == 0, resumed.stderr
     got = np.load(run / "model" / "params.npz")
     assert all(np.array_equal(got[k], uninterrupted_longer[k]) for k in uninterrupted_longer.files)
+
+
+def test_a_member_killed_before_its_first_checkpoint_starts_again_on_resume(ensemble_runs, tmp_path):
+    """A member's process killed outright in its first epoch leaves only its config.json: `--resume`
+    starts that member again (it used to refuse the directory as "not a run"), to the same model."""
+    import shutil
+
+    from ner_window.train import choose_run_dir
+
+    run = tmp_path / "run"
+    shutil.copytree(ensemble_runs["root"] / "whole", run)
+    shutil.rmtree(run / "model")
+    member = run / "members" / "seed-3"
+    for entry in member.iterdir():
+        if entry.name != "config.json":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    assert choose_run_dir(member, "x", overwrite=True) == member  # what a killed run leaves can be replaced
+    with pytest.raises(Exception, match="holds a run already"):
+        choose_run_dir(member, "x")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    (tmp_path / "mine" / "notes.txt").write_text("a user's file")
+    with pytest.raises(Exception, match="holds no ner-window run"):  # anything else there: never touched
+        choose_run_dir(tmp_path / "mine", "x", overwrite=True)
+    train(resume=run, log=lambda s: None, point_latest=False)
+    a, b = (np.load(r / "model" / "params.npz") for r in (ensemble_runs["root"] / "whole", run))
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)
