@@ -266,8 +266,12 @@ def is_run(directory: Path) -> bool:
     d = Path(directory)
     return ((d / CHECKPOINT / "state.json").is_file() or (d / MODEL_SUBDIR / "meta.json").is_file()
             or any(d.glob(f".{CHECKPOINT}.*")) or (d / "config.json").is_file() and (d / "metrics.csv").is_file()
-            or is_ensemble_run(d)
-            or (d / "config.json").is_file() and {p.name for p in d.iterdir()} <= {"config.json", GAZETTEER_FILE})
+            or is_ensemble_run(d) or _killed_before_first_checkpoint(d))
+
+
+def _killed_before_first_checkpoint(d: Path) -> bool:
+    """``d`` holds what a run writes before its first checkpoint and nothing else: nothing to resume."""
+    return (d / "config.json").is_file() and {p.name for p in d.iterdir()} <= {"config.json", GAZETTEER_FILE}
 
 
 def choose_run_dir(out_dir: str | Path | None, config_name: str, overwrite: bool = False) -> Path:
@@ -296,6 +300,9 @@ def choose_run_dir(out_dir: str | Path | None, config_name: str, overwrite: bool
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise ConfigError(f"--out {run_dir}: is not empty ({shown}) and holds no ner-window run; give a new or "
                           f"empty directory (a run never mixes into other files, even with --overwrite)")
+    if not overwrite and _killed_before_first_checkpoint(run_dir):
+        raise ConfigError(f"--out {run_dir}: holds a run that was stopped before its first checkpoint (nothing to "
+                          f"resume); give --overwrite to start it again, or another --out")
     if not overwrite:
         raise ConfigError(f"--out {run_dir}: holds a run already; give --overwrite to replace it, "
                           f"`ner-window train --resume {run_dir}` to continue it, or another --out")

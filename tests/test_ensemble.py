@@ -327,7 +327,7 @@ def test_a_member_killed_before_its_first_checkpoint_starts_again_on_resume(ense
         if entry.name != "config.json":
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     assert choose_run_dir(member, "x", overwrite=True) == member  # what a killed run leaves can be replaced
-    with pytest.raises(Exception, match="holds a run already"):
+    with pytest.raises(Exception, match="stopped before its first checkpoint .nothing to resume.; give --overwrite"):
         choose_run_dir(member, "x")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "config.json").write_text("{}")
