@@ -506,9 +506,11 @@ def _start_member(run_dir: Path, seed: int, messages: queue.Queue, epochs: bool)
             for line in process.stdout:
                 try:
                     report = json.loads(line)
-                except ValueError:  # not a report (nothing else should write here): shown as it is
+                except ValueError:
+                    report = None
+                if not isinstance(report, dict) or "kind" not in report:  # not a report: shown as it is
                     report = {"kind": "log", "line": f"[member seed {seed}] {line.decode('utf-8', 'replace').rstrip()}"}
-                done = done or report.get("kind") == "done"
+                done = done or report["kind"] == "done"
                 messages.put((seed, report))
         finally:  # whatever happened, the parent learns that this member's process has ended
             messages.put((seed, {"kind": "end", "done": done}))
