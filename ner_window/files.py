@@ -16,6 +16,8 @@ API for other engineers (these names are stable):
         the process, the output ends after a complete line (a regular file that stdout
         points at is cut back to it).  To a path, the file appears whole at the end (a
         temporary beside it, then a rename), or not at all.
+    signal_handlers(on_signal)       context: on_signal for SIGINT and SIGTERM (main thread), then
+                                     the previous handlers
     signals_raise()                  context: SIGINT and SIGTERM raise Signalled (a
                                      KeyboardInterrupt with .signum), except inside a
                                      LineWriter's write, which finishes first
@@ -236,13 +238,24 @@ def _deferred_signals():
 
 
 @contextlib.contextmanager
+def signal_handlers(on_signal):
+    """on_signal(signum, frame) for SIGINT and SIGTERM while inside, the previous handlers after.
+    Main thread only (Python runs handlers there); elsewhere a no-op."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
 def signals_raise():
     """While inside, SIGINT and SIGTERM raise Signalled where the program is, so that every
     ``finally`` runs (temporary files are removed) -- except inside a LineWriter's write or
     write_dir_atomic's renames, which finish first.  Main thread only; elsewhere a no-op."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def on_signal(signum, frame):  # noqa: ARG001
         if getattr(_defer, "depth", 0):
@@ -250,12 +263,8 @@ def signals_raise():
             return
         raise Signalled(signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with signal_handlers(on_signal):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # --- streaming output ------------------------------------------------------------------

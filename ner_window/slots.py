@@ -47,7 +47,7 @@ few microseconds each), never the whole vocabulary (V·w·H·4 bytes: 100 MB for
 base model's 50k words, 800 MB for 400k).  The map from a token type to its row is a
 dense int32 array of V·K entries (1.6 MB for V = 50k, K = 8 casing classes).
 E itself, mapped read-only from params.npz (artifact.read_npz), is read only to compute rows, and
-its pages are given back after each batch of new rows (drop_pages): a stream would otherwise keep
+its pages are given back after every DROP_ROWS rows computed (drop_pages): a stream would otherwise keep
 most of E in its memory (the merged default model's 68 MB E: ~50 MB of a 1M-token run).
 
 The same number every time
@@ -216,8 +216,9 @@ class SlotScorer:
                     missing = np.unique(types)
             new = np.arange(self.n_rows, self.n_rows + len(missing), dtype=np.int32)
             for a in range(0, len(missing), PROJECT):  # in pieces: the temporaries stay a few MB
-                self.T[new[a:a + PROJECT]] = self._project(missing[a:a + PROJECT])
-                self._since_drop += min(PROJECT, len(missing) - a)
+                piece = missing[a:a + PROJECT]
+                self.T[new[a:a + PROJECT]] = self._project(piece)
+                self._since_drop += len(piece)
                 if self._pages is not None and self._since_drop >= DROP_ROWS:  # the rows are in T now:
                     drop_pages(self._pages)  # E's pages need not stay in memory
                     self._since_drop = 0

@@ -46,7 +46,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import metrics, reports, sentence
+from . import errors, metrics, reports, sentence
 from .artifact import MODEL_SUBDIR, load_model, save_model
 from .checkpoint import CHECKPOINT, LoopState, has_checkpoint, read_checkpoint, write_checkpoint
 from .config import Config, from_dict
@@ -56,7 +56,7 @@ from .embeddings import coverage, prepare_embeddings
 from .ensemble import member_seeds, merge
 from .errors import ConfigError, NerWindowError, TrainingError
 from .fast import StepLoss, predict_proba, predict_scores, sentence_train_step, train_step
-from .files import Signalled, write_text_atomic
+from .files import Signalled, signal_handlers, write_text_atomic
 from .gazetteer import FILE as GAZETTEER_FILE, Gazetteer, compile_geonames
 from .model import Params, init_params, loss_and_delta_s, probabilities
 from .optim import make_velocity
@@ -188,7 +188,7 @@ def blas_threads_limited(n: int):
         yield
 
 
-_SHOW_PROGRESS = True  # False in an ensemble member's process (_member_process)
+_SHOW_PROGRESS = True  # False in an ensemble member's process (member_main)
 
 
 class _Progress:
@@ -390,7 +390,8 @@ def ensemble_config(run_dir: Path) -> Config:
 
 def _train_ensemble(cfg: Config, run_dir: Path, log, resumed: bool, point_latest: bool, on_epoch) -> TrainResult:
     """train.ensemble = K members, each a run of its own in run_dir/members/seed-N (ensemble.member_seeds),
-    trained one after the other, then merged into the one model in run_dir/model (ensemble.merge).
+    trained one after the other (train.jobs = 1) or train.jobs at a time in processes of their own
+    (_train_members_at_once), then merged into the one model in run_dir/model (ensemble.merge).
     Resuming continues the member that was stopped, trains the ones not begun and merges."""
     t_start = time.perf_counter()
     if resumed:
@@ -458,7 +459,7 @@ def _train_members_at_once(cfg: Config, run_dir: Path, seeds: list[int], jobs: i
         for seed in ready & set(running):
             _kill(running[seed], signum)
 
-    with _handlers(on_signal):
+    with signal_handlers(on_signal):
         while running or (waiting and stop["signum"] is None and not failed):
             while waiting and len(running) < jobs and stop["signum"] is None and not failed:
                 seed = waiting.pop(0)
@@ -524,24 +525,9 @@ def _kill(process: subprocess.Popen, signum: int) -> None:
         process.send_signal(signum)
 
 
-@contextlib.contextmanager
-def _handlers(on_signal):
-    """on_signal for SIGINT and SIGTERM while the block runs (main thread only), the previous ones after."""
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
-
-
 def _member_error(error: dict) -> Exception:
     """The exception a member's process reported ({"type", "message"}): the same class for the package's
     own errors, TrainingError naming the type for anything else."""
-    from . import errors
-
     cls = getattr(errors, error["type"], None)
     if isinstance(cls, type) and issubclass(cls, NerWindowError):
         return cls(error["message"])
@@ -565,22 +551,21 @@ def member_main(argv: list[str]) -> int:
     def on_signal(signum, frame):  # noqa: ARG001  (train's own handlers take over inside its loop)
         raise Signalled(signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
     done: dict = {}
-    try:
-        report("ready")
-        on_epoch = (lambda row, improved: report("epoch", row=row, improved=improved)) if epochs else None
-        _train_member(ensemble_config(run_dir), run_dir, seed, lambda line: report("log", line=line), on_epoch)
-    except Interrupted as e:  # its checkpoint is written
-        done["signum"] = e.exit_code - 128
-    except KeyboardInterrupt as e:  # training had not begun: the resume starts it
-        done["signum"] = getattr(e, "signum", signal.SIGINT)
-    except NerWindowError as e:
-        done["error"] = {"type": type(e).__name__, "message": str(e)}
-    except Exception as e:  # noqa: BLE001  (a bug or MemoryError: named, with the run to resume)
-        done["error"] = {"type": type(e).__name__, "message": f"member seed {seed} stopped with "
-                         f"{type(e).__name__}: {e}; ner-window train --resume {run_dir} continues the ensemble"}
+    with signal_handlers(on_signal):
+        try:
+            report("ready")
+            on_epoch = (lambda row, improved: report("epoch", row=row, improved=improved)) if epochs else None
+            _train_member(ensemble_config(run_dir), run_dir, seed, lambda line: report("log", line=line), on_epoch)
+        except Interrupted as e:  # its checkpoint is written
+            done["signum"] = e.exit_code - 128
+        except KeyboardInterrupt as e:  # training had not begun: the resume starts it
+            done["signum"] = getattr(e, "signum", signal.SIGINT)
+        except NerWindowError as e:
+            done["error"] = {"type": type(e).__name__, "message": str(e)}
+        except Exception as e:  # noqa: BLE001  (a bug or MemoryError: named, with the run to resume)
+            done["error"] = {"type": type(e).__name__, "message": f"member seed {seed} stopped with "
+                             f"{type(e).__name__}: {e}; ner-window train --resume {run_dir} continues the ensemble"}
     report("done", **done)
     return 0
 
@@ -777,15 +762,8 @@ def _signals_caught():
     def on_signal(signum, frame):  # noqa: ARG001
         stop["signum"] = signum
 
-    handlers = {}
-    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            handlers[sig] = signal.signal(sig, on_signal)
-    try:
+    with signal_handlers(on_signal):
         yield stop
-    finally:
-        for sig, h in handlers.items():
-            signal.signal(sig, h)
 
 
 def case_variants(cfg: Config, n_sentences: int, sentence: np.ndarray, epoch: int) -> np.ndarray | None:
